@@ -1,0 +1,885 @@
+//! `Pool`: a fixed set of worker processes running submitted jobs.
+//!
+//! Design (see also `docs/design.md`): one FIFO of tasks (a task is one call, or
+//! one chunk of a map) shared by all workers. For each worker the parent runs a
+//! supervisor thread that starts the process, reads its replies and replaces it
+//! when it dies, and a writer thread that keeps up to `PIPELINE_DEPTH` tasks
+//! queued in the worker's channel so it never waits for the parent between
+//! tasks. A worker that dies fails the one task it was running with
+//! `WorkerDied`; tasks queued behind it go back to the front of the FIFO.
+
+mod imap;
+mod result;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use self::imap::Imap;
+pub use self::result::AsyncResult;
+use self::result::{MapSink, ResultCell, SingleSink, Sink};
+use crate::children::{self, ChildHandle};
+use crate::codec;
+use crate::error::{CodecError, Error, Result};
+use crate::job::Job;
+use crate::registry::{self, JobEntry};
+use crate::sys::Signal;
+use crate::wire::{self, Reply, Request};
+use crate::worker::conn::{self, Reader, WorkerConn, Writer};
+
+/// Tasks sent ahead to one worker: one running, one waiting in its channel.
+const PIPELINE_DEPTH: usize = 2;
+
+static NEXT_WORKER: AtomicUsize = AtomicUsize::new(1);
+
+/// A pool of worker processes, like `multiprocessing.Pool`.
+///
+/// ```
+/// #[mp::job]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let pool = mp::Pool::new(2)?;
+/// assert_eq!(pool.map(square, 0..5)?, vec![0, 1, 4, 9, 16]);
+/// # Ok::<(), mp::Error>(())
+/// ```
+///
+/// Dropping a pool finishes the work already submitted, then stops the workers
+/// (`close` + `join`); [`terminate`](Pool::terminate) stops them at once.
+pub struct Pool {
+    shared: Arc<Shared>,
+    supervisors: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.shared.lock();
+        f.debug_struct("Pool")
+            .field("processes", &self.shared.processes)
+            .field("phase", &state.phase)
+            .field("queued", &state.queue.len())
+            .field("outstanding", &state.outstanding)
+            .finish()
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Writers wait here for tasks and phase changes.
+    work: Condvar,
+    /// `build`, `join` and `terminate` wait here.
+    idle: Condvar,
+    processes: usize,
+    initializer: Option<(&'static JobEntry, Vec<u8>)>,
+    max_tasks_per_child: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Closed,
+    Terminated,
+}
+
+struct State {
+    phase: Phase,
+    queue: VecDeque<Task>,
+    slots: Vec<Slot>,
+    /// Submitted tasks whose sink has not been completed yet.
+    outstanding: usize,
+    next_id: u64,
+    /// Set when workers cannot be started (or their initializer fails): every
+    /// pending and later task fails with a copy of this error.
+    broken: Option<Error>,
+}
+
+#[derive(Default)]
+struct Slot {
+    child: Option<Arc<ChildHandle>>,
+    in_flight: VecDeque<Task>,
+    sent: usize,
+    dead: bool,
+    retiring: bool,
+    started: bool,
+}
+
+struct Task {
+    id: u64,
+    job: &'static JobEntry,
+    batch: bool,
+    payload: Arc<Vec<u8>>,
+    index: usize,
+    sink: Arc<dyn Sink>,
+}
+
+impl Task {
+    fn fail(self, error: Error) {
+        self.sink.complete(self.index, Err(error));
+    }
+}
+
+fn lock_state(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock_state(&self.state)
+    }
+
+    fn wait<'a>(&self, cv: &Condvar, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        cv.wait(guard).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Completes tasks outside the lock, then counts them done.
+    fn finish(&self, tasks: Vec<(Task, Error)>) {
+        if tasks.is_empty() {
+            return;
+        }
+        let n = tasks.len();
+        for (task, error) in tasks {
+            task.fail(error);
+        }
+        self.done(n);
+    }
+
+    fn done(&self, n: usize) {
+        let mut state = self.lock();
+        state.outstanding -= n;
+        if state.outstanding == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Marks the pool broken and fails everything queued.
+    fn break_pool(&self, error: Error) {
+        let mut state = self.lock();
+        let failed: Vec<(Task, Error)> = state
+            .queue
+            .drain(..)
+            .map(|t| (t, error.duplicate()))
+            .collect();
+        if state.broken.is_none() {
+            state.broken = Some(error);
+        }
+        drop(state);
+        self.work.notify_all();
+        self.idle.notify_all();
+        self.finish(failed);
+    }
+}
+
+/// Options for a [`Pool`]: `mp::Pool::builder().processes(4).build()?`.
+#[derive(Debug, Default)]
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    initializer: Option<Result<(&'static JobEntry, Vec<u8>)>>,
+    max_tasks_per_child: Option<usize>,
+}
+
+impl PoolBuilder {
+    /// Number of worker processes (default: [`cpu_count`](crate::cpu_count)).
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// A job each worker runs once, before any task (for example to load a model).
+    /// If it panics, the pool is broken and every task fails with that panic.
+    pub fn initializer<F, Args>(mut self, _job: F, args: Args) -> Self
+    where
+        F: Job<Args>,
+        Args: Serialize,
+    {
+        self.initializer =
+            Some(registry::job_of::<F>().and_then(|entry| Ok((entry, codec::encode(&args)?))));
+        self
+    }
+
+    /// Replace each worker after it has run this many tasks (a map chunk counts as one).
+    pub fn max_tasks_per_child(mut self, n: usize) -> Self {
+        self.max_tasks_per_child = Some(n);
+        self
+    }
+
+    /// Starts the workers and waits until each has started (and run the initializer).
+    pub fn build(self) -> Result<Pool> {
+        let pool = self.launch()?;
+        pool.wait_started()?;
+        Ok(pool)
+    }
+
+    fn launch(self) -> Result<Pool> {
+        let processes = self.processes.unwrap_or_else(crate::cpu_count);
+        if processes == 0 {
+            return Err(Error::invalid(
+                "a pool needs at least one process, got processes(0)",
+            ));
+        }
+        if self.max_tasks_per_child == Some(0) {
+            return Err(Error::invalid(
+                "max_tasks_per_child must be at least 1 (leave it unset for no limit)",
+            ));
+        }
+        let initializer = self.initializer.transpose()?;
+        Ok(Pool::start(
+            processes,
+            initializer,
+            self.max_tasks_per_child,
+        ))
+    }
+}
+
+/// A pool of `processes` workers whose start errors surface on first use;
+/// `mp::pool(0)` returns a pool whose every call fails with `InvalidArgument`.
+pub fn pool(processes: usize) -> Pool {
+    match Pool::builder().processes(processes).launch() {
+        Ok(pool) => pool,
+        Err(e) => Pool::broken(e),
+    }
+}
+
+/// A value wrapped as a 1-tuple, serialized without moving it: `map`'s items
+/// are the single argument of the job.
+pub(crate) struct OneTuples<'a, A>(pub(crate) &'a [A]);
+
+impl<A: Serialize> Serialize for OneTuples<'_, A> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|a| (a,)))
+    }
+}
+
+impl Pool {
+    /// A pool of `n` workers, started now: start errors are returned here.
+    pub fn new(n: usize) -> Result<Pool> {
+        Pool::builder().processes(n).build()
+    }
+
+    /// Options: processes, initializer, max_tasks_per_child.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    fn broken(error: Error) -> Pool {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                phase: Phase::Running,
+                queue: VecDeque::new(),
+                slots: Vec::new(),
+                outstanding: 0,
+                next_id: 0,
+                broken: Some(error),
+            }),
+            work: Condvar::new(),
+            idle: Condvar::new(),
+            processes: 0,
+            initializer: None,
+            max_tasks_per_child: None,
+        });
+        Pool {
+            shared,
+            supervisors: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn start(
+        processes: usize,
+        initializer: Option<(&'static JobEntry, Vec<u8>)>,
+        max_tasks_per_child: Option<usize>,
+    ) -> Pool {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                phase: Phase::Running,
+                queue: VecDeque::new(),
+                slots: (0..processes).map(|_| Slot::default()).collect(),
+                outstanding: 0,
+                next_id: 0,
+                broken: None,
+            }),
+            work: Condvar::new(),
+            idle: Condvar::new(),
+            processes,
+            initializer,
+            max_tasks_per_child,
+        });
+        let mut supervisors = Vec::with_capacity(processes);
+        for slot in 0..processes {
+            let shared2 = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("mp-pool-{slot}"))
+                .spawn(move || supervise(&shared2, slot));
+            match spawned {
+                Ok(handle) => supervisors.push(handle),
+                Err(e) => {
+                    shared.break_pool(Error::io("starting a pool supervisor thread", e));
+                    break;
+                }
+            }
+        }
+        Pool {
+            shared,
+            supervisors: Mutex::new(supervisors),
+        }
+    }
+
+    fn wait_started(&self) -> Result<()> {
+        let mut state = self.shared.lock();
+        loop {
+            if let Some(e) = &state.broken {
+                return Err(e.duplicate());
+            }
+            if state.slots.iter().all(|s| s.started) {
+                return Ok(());
+            }
+            state = self.shared.wait(&self.shared.idle, state);
+        }
+    }
+
+    /// Number of worker processes.
+    pub fn processes(&self) -> usize {
+        self.shared.processes
+    }
+
+    /// Queues one task; the pool must be running.
+    fn submit(
+        &self,
+        job: &'static JobEntry,
+        batch: bool,
+        payload: Vec<u8>,
+        index: usize,
+        sink: Arc<dyn Sink>,
+    ) -> Result<()> {
+        let max = wire::max_frame_size();
+        if payload.len() + 64 > max {
+            return Err(Error::Codec(CodecError::new(format!(
+                "the arguments of `{}` encode to {} bytes, over the maximum frame size of {max} \
+                 bytes; raise it with mp::set_max_frame_size or MP_MAX_FRAME_SIZE, or pass the \
+                 data through shared memory",
+                job.name(),
+                payload.len()
+            ))));
+        }
+        let mut state = self.shared.lock();
+        if let Some(e) = &state.broken {
+            return Err(e.duplicate());
+        }
+        if state.phase != Phase::Running {
+            return Err(Error::Closed);
+        }
+        let id = state.next_id;
+        state.next_id += 1;
+        state.outstanding += 1;
+        state.queue.push_back(Task {
+            id,
+            job,
+            batch,
+            payload: Arc::new(payload),
+            index,
+            sink,
+        });
+        drop(state);
+        self.shared.work.notify_all();
+        Ok(())
+    }
+
+    fn submit_chunk<A: Serialize>(
+        &self,
+        job: &'static JobEntry,
+        chunk: &OneTuples<'_, A>,
+        index: usize,
+        sink: Arc<dyn Sink>,
+    ) -> Result<()> {
+        let payload = codec::encode(chunk)?;
+        self.submit(job, true, payload, index, sink)
+    }
+
+    /// Runs `job(args...)` in a worker and waits for its value.
+    pub fn apply<F, Args>(&self, job: F, args: Args) -> Result<F::Output>
+    where
+        F: Job<Args>,
+        Args: Serialize,
+    {
+        self.apply_async(job, args).get()
+    }
+
+    /// Runs `job(args...)` in a worker; the result arrives later.
+    pub fn apply_async<F, Args>(&self, _job: F, args: Args) -> AsyncResult<F::Output>
+    where
+        F: Job<Args>,
+        Args: Serialize,
+    {
+        let submitted = (|| {
+            let entry = registry::job_of::<F>()?;
+            let payload = codec::encode(&args)?;
+            let cell = ResultCell::new();
+            let sink = Arc::new(SingleSink {
+                cell: Arc::clone(&cell),
+            });
+            self.submit(entry, false, payload, 0, sink)?;
+            Ok(cell)
+        })();
+        match submitted {
+            Ok(cell) => AsyncResult::from_cell(cell),
+            Err(e) => AsyncResult::failed(e),
+        }
+    }
+
+    /// `job(x)` for every item, in order, with an automatic chunk size.
+    pub fn map<F, A, I>(&self, job: F, items: I) -> Result<Vec<F::Output>>
+    where
+        F: Job<(A,)>,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_async(job, items).get()
+    }
+
+    /// `map` with an explicit chunk size (items sent to a worker at once).
+    pub fn map_chunked<F, A, I>(&self, job: F, items: I, chunksize: usize) -> Result<Vec<F::Output>>
+    where
+        F: Job<(A,)>,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_async_chunked(job, items, chunksize).get()
+    }
+
+    /// `map` without waiting.
+    pub fn map_async<F, A, I>(&self, job: F, items: I) -> AsyncResult<Vec<F::Output>>
+    where
+        F: Job<(A,)>,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let chunksize = self.auto_chunksize(items.len());
+        self.spread(job, &items, chunksize, |c| codec::encode(&OneTuples(c)))
+    }
+
+    /// `map_chunked` without waiting.
+    pub fn map_async_chunked<F, A, I>(
+        &self,
+        job: F,
+        items: I,
+        chunksize: usize,
+    ) -> AsyncResult<Vec<F::Output>>
+    where
+        F: Job<(A,)>,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        if chunksize == 0 {
+            return AsyncResult::failed(Error::invalid("chunksize must be at least 1, got 0"));
+        }
+        let items: Vec<A> = items.into_iter().collect();
+        self.spread(job, &items, chunksize, |c| codec::encode(&OneTuples(c)))
+    }
+
+    /// `job(a, b, ...)` for every argument tuple, in order.
+    pub fn starmap<F, Args, I>(&self, job: F, items: I) -> Result<Vec<F::Output>>
+    where
+        F: Job<Args>,
+        Args: Serialize,
+        I: IntoIterator<Item = Args>,
+    {
+        self.starmap_async(job, items).get()
+    }
+
+    /// `starmap` without waiting.
+    pub fn starmap_async<F, Args, I>(&self, job: F, items: I) -> AsyncResult<Vec<F::Output>>
+    where
+        F: Job<Args>,
+        Args: Serialize,
+        I: IntoIterator<Item = Args>,
+    {
+        let items: Vec<Args> = items.into_iter().collect();
+        let chunksize = self.auto_chunksize(items.len());
+        self.spread(job, &items, chunksize, |c| codec::encode(c))
+    }
+
+    /// Python's rule: about four chunks per worker.
+    fn auto_chunksize(&self, len: usize) -> usize {
+        let parts = self.processes().max(1) * 4;
+        len.div_ceil(parts).max(1)
+    }
+
+    fn spread<F, Args, T, W>(
+        &self,
+        _job: F,
+        items: &[T],
+        chunksize: usize,
+        wrap: W,
+    ) -> AsyncResult<Vec<F::Output>>
+    where
+        F: Job<Args>,
+        W: Fn(&[T]) -> std::result::Result<Vec<u8>, CodecError>,
+    {
+        let entry = match registry::job_of::<F>() {
+            Ok(entry) => entry,
+            Err(e) => return AsyncResult::failed(e),
+        };
+        let chunks = items.len().div_ceil(chunksize);
+        let cell = ResultCell::new();
+        let sink = Arc::new(MapSink::new(Arc::clone(&cell), chunks));
+        for (index, chunk) in items.chunks(chunksize).enumerate() {
+            let submitted = wrap(chunk)
+                .map_err(Error::from)
+                .and_then(|payload| self.submit(entry, true, payload, index, sink.clone()));
+            if let Err(e) = submitted {
+                sink.fail(e);
+                break;
+            }
+        }
+        AsyncResult::from_cell(cell)
+    }
+
+    /// Lazy, ordered results of `job(x)` for each item (chunk size 1).
+    pub fn imap<F, A, I>(&self, job: F, items: I) -> Imap<'_, F::Output, I::IntoIter>
+    where
+        F: Job<(A,)>,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_with(job, items, 1, true)
+    }
+
+    /// `imap` sending `chunksize` items to a worker at once.
+    pub fn imap_chunked<F, A, I>(
+        &self,
+        job: F,
+        items: I,
+        chunksize: usize,
+    ) -> Imap<'_, F::Output, I::IntoIter>
+    where
+        F: Job<(A,)>,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_with(job, items, chunksize, true)
+    }
+
+    /// Lazy results of `job(x)` in the order they finish (chunk size 1).
+    pub fn imap_unordered<F, A, I>(&self, job: F, items: I) -> Imap<'_, F::Output, I::IntoIter>
+    where
+        F: Job<(A,)>,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_with(job, items, 1, false)
+    }
+
+    /// `imap_unordered` sending `chunksize` items to a worker at once.
+    pub fn imap_unordered_chunked<F, A, I>(
+        &self,
+        job: F,
+        items: I,
+        chunksize: usize,
+    ) -> Imap<'_, F::Output, I::IntoIter>
+    where
+        F: Job<(A,)>,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_with(job, items, chunksize, false)
+    }
+
+    fn imap_with<F, A, I>(
+        &self,
+        _job: F,
+        items: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Imap<'_, F::Output, I::IntoIter>
+    where
+        F: Job<(A,)>,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        Imap::new(
+            self,
+            registry::job_of::<F>(),
+            items.into_iter(),
+            chunksize,
+            ordered,
+        )
+    }
+
+    /// Accept no more work; workers finish what was submitted, then exit.
+    pub fn close(&self) {
+        let mut state = self.shared.lock();
+        if state.phase == Phase::Running {
+            state.phase = Phase::Closed;
+        }
+        drop(state);
+        self.shared.work.notify_all();
+    }
+
+    /// Stops the workers at once; unfinished results fail with `Terminated`.
+    pub fn terminate(&self) -> Result<()> {
+        let mut state = self.shared.lock();
+        state.phase = Phase::Terminated;
+        let queued: Vec<(Task, Error)> = state
+            .queue
+            .drain(..)
+            .map(|t| (t, Error::Terminated))
+            .collect();
+        let children: Vec<Arc<ChildHandle>> =
+            state.slots.iter().filter_map(|s| s.child.clone()).collect();
+        drop(state);
+        self.shared.work.notify_all();
+        self.shared.finish(queued);
+        for child in children {
+            let _ = child.signal(Signal::Kill);
+        }
+        self.join_supervisors();
+        Ok(())
+    }
+
+    /// Waits for the workers to exit; call [`close`](Pool::close) or
+    /// [`terminate`](Pool::terminate) first.
+    pub fn join(&self) -> Result<()> {
+        if self.shared.lock().phase == Phase::Running {
+            return Err(Error::invalid("call close() or terminate() before join()"));
+        }
+        self.join_supervisors();
+        Ok(())
+    }
+
+    fn join_supervisors(&self) {
+        let handles: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|e| e.into_inner()));
+        for handle in handles {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.close();
+        self.join_supervisors();
+    }
+}
+
+/// One worker slot, for the pool's whole life: start, serve, replace.
+fn supervise(shared: &Shared, slot: usize) {
+    loop {
+        {
+            let state = shared.lock();
+            let finished = match state.phase {
+                Phase::Terminated => true,
+                Phase::Closed => state.queue.is_empty(),
+                Phase::Running => false,
+            };
+            if finished || state.broken.is_some() || children::exiting() {
+                return;
+            }
+        }
+        let name = format!("PoolWorker-{}", NEXT_WORKER.fetch_add(1, Ordering::Relaxed));
+        let conn = match start_worker(shared, &name) {
+            Ok(conn) => conn,
+            Err(e) => {
+                shared.break_pool(e);
+                return;
+            }
+        };
+        {
+            let mut state = shared.lock();
+            let s = &mut state.slots[slot];
+            *s = Slot {
+                child: Some(Arc::clone(&conn.child)),
+                started: true,
+                ..Slot::default()
+            };
+            let terminated = state.phase == Phase::Terminated;
+            drop(state);
+            shared.idle.notify_all();
+            if terminated {
+                let _ = conn.child.signal(Signal::Kill);
+            }
+        }
+        serve(shared, slot, conn);
+    }
+}
+
+fn start_worker(shared: &Shared, name: &str) -> Result<WorkerConn> {
+    let mut conn = conn::launch(name, true)?;
+    if let Some((entry, payload)) = &shared.initializer {
+        let pid = conn.child.pid();
+        let result = conn
+            .writer
+            .send(&Request::Init { job: entry.name() }, payload)
+            .and_then(|()| conn.reader.next());
+        let failure = match result {
+            Ok(Some(frame)) => match frame.header::<Reply>() {
+                Ok(Reply::InitDone) => None,
+                Ok(Reply::InitFailed { failure }) => Some(failure.into_error(entry.name(), pid)),
+                Ok(other) => Some(Error::WorkerStart {
+                    message: format!("worker {pid} answered the initializer with {other:?}"),
+                }),
+                Err(e) => Some(e),
+            },
+            Ok(None) | Err(Error::Disconnected) => {
+                let exit = conn.child.reap_with_grace(Duration::from_secs(1));
+                Some(Error::WorkerDied {
+                    pid,
+                    exit,
+                    job: Some(entry.name().to_string()),
+                })
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(error) = failure {
+            let _ = conn.child.signal(Signal::Kill);
+            conn.child.reap_with_grace(Duration::from_secs(1));
+            return Err(error);
+        }
+    }
+    Ok(conn)
+}
+
+/// Runs one worker until it exits, then settles the tasks it held.
+fn serve(shared: &Shared, slot: usize, conn: WorkerConn) {
+    let WorkerConn {
+        child,
+        mut reader,
+        mut writer,
+    } = conn;
+    std::thread::scope(|scope| {
+        let writer = &mut writer;
+        let spawned = std::thread::Builder::new()
+            .name(format!("mp-pool-{slot}-send"))
+            .spawn_scoped(scope, move || feed(shared, slot, writer));
+        if spawned.is_ok() {
+            drain(shared, slot, &mut reader, &child);
+        }
+        let mut state = shared.lock();
+        state.slots[slot].dead = true;
+        drop(state);
+        shared.work.notify_all();
+        // The writer may be blocked writing to a worker that stopped reading.
+        let _ = child.signal(Signal::Kill);
+    });
+    let exit = child.reap_with_grace(Duration::from_secs(1));
+
+    let mut state = shared.lock();
+    let held: Vec<Task> = state.slots[slot].in_flight.drain(..).collect();
+    state.slots[slot].child = None;
+    let mut failed = Vec::new();
+    if state.phase == Phase::Terminated {
+        failed.extend(held.into_iter().map(|t| (t, Error::Terminated)));
+    } else {
+        let mut held = held.into_iter();
+        if let Some(running) = held.next() {
+            let job = Some(running.job.name().to_string());
+            failed.push((
+                running,
+                Error::WorkerDied {
+                    pid: child.pid(),
+                    exit,
+                    job,
+                },
+            ));
+        }
+        // Tasks queued behind the dead one never started: run them elsewhere.
+        for task in held.rev() {
+            state.queue.push_front(task);
+        }
+    }
+    drop(state);
+    shared.work.notify_all();
+    shared.finish(failed);
+}
+
+/// Writer thread: keeps the worker's channel fed.
+fn feed(shared: &Shared, slot: usize, writer: &mut Writer) {
+    loop {
+        let next = {
+            let mut state = shared.lock();
+            loop {
+                let phase = state.phase;
+                let queue_empty = state.queue.is_empty();
+                let s = &state.slots[slot];
+                if s.dead || phase == Phase::Terminated {
+                    return;
+                }
+                if s.retiring || (phase == Phase::Closed && queue_empty) {
+                    if s.in_flight.is_empty() {
+                        break None;
+                    }
+                } else if s.in_flight.len() < PIPELINE_DEPTH {
+                    if let Some(task) = state.queue.pop_front() {
+                        let request = (task.id, task.job, task.batch, Arc::clone(&task.payload));
+                        let limit = shared.max_tasks_per_child;
+                        let s = &mut state.slots[slot];
+                        s.in_flight.push_back(task);
+                        s.sent += 1;
+                        if limit.is_some_and(|limit| s.sent >= limit) {
+                            s.retiring = true;
+                        }
+                        break Some(request);
+                    }
+                }
+                state = shared.wait(&shared.work, state);
+            }
+        };
+        match next {
+            None => {
+                let _ = writer.send(&Request::Shutdown { report_last: false }, &[]);
+                return;
+            }
+            Some((id, job, batch, payload)) => {
+                let request = Request::Task {
+                    id,
+                    job: job.name(),
+                    batch,
+                };
+                if writer.send(&request, &payload).is_err() {
+                    // The reader notices the worker's end and settles the tasks.
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Reader loop: delivers replies until the worker's channel ends.
+fn drain(shared: &Shared, slot: usize, reader: &mut Reader, child: &ChildHandle) {
+    let pid = child.pid();
+    loop {
+        let frame = match reader.next() {
+            Ok(Some(frame)) => frame,
+            Ok(None) | Err(_) => return,
+        };
+        let (id, failure) = match frame.header::<Reply>() {
+            Ok(Reply::Done { id }) => (id, None),
+            Ok(Reply::Failed { id, failure }) => (id, Some(failure)),
+            // A reply that makes no sense: treat the worker as broken.
+            Ok(_) | Err(_) => return,
+        };
+        let task = {
+            let mut state = shared.lock();
+            let s = &mut state.slots[slot];
+            match s.in_flight.front() {
+                Some(task) if task.id == id => s.in_flight.pop_front(),
+                _ => None,
+            }
+        };
+        let Some(task) = task else { return };
+        shared.work.notify_all();
+        match failure {
+            None => task.sink.complete(task.index, Ok(frame.payload())),
+            Some(failure) => {
+                let error = failure.into_error(task.job.name(), pid);
+                task.sink.complete(task.index, Err(error));
+            }
+        }
+        shared.done(1);
+    }
+}

@@ -1,0 +1,65 @@
+//! The platform seam: one fixed set of names, filled by `unix/` or `windows.rs`.
+//!
+//! Every other module reaches the OS only through these names:
+//! `Channel` (a duplex byte stream to one worker, split into `ChannelRead` and
+//! `ChannelWrite`), `spawn_worker`, `wait_exit`, `try_wait`, `send_signal`,
+//! `worker_channel` (the worker's side of the bootstrap), `ignore_sigpipe`.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::*;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;
+
+/// Environment variable that marks a re-executed binary as an mp worker.
+pub(crate) const WORKER_MARKER: &str = "__MP_WORKER";
+
+/// Exit code of a worker that noticed its parent is gone.
+pub(crate) const EXIT_PARENT_DIED: i32 = 70;
+/// Exit code of a worker that could not set itself up.
+pub(crate) const EXIT_BOOTSTRAP_FAILED: i32 = 71;
+
+/// Which signal `send_signal` delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Ask politely (SIGTERM; TerminateProcess on Windows).
+    Terminate,
+    /// Kill at once (SIGKILL; TerminateProcess on Windows).
+    Kill,
+}
+
+/// A duplex channel to the other process.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    pub(crate) read: ChannelRead,
+    pub(crate) write: ChannelWrite,
+}
+
+/// What the parent learns from parsing the worker marker.
+#[derive(Debug)]
+pub(crate) struct WorkerBoot {
+    pub(crate) channel: Channel,
+    pub(crate) parent_pid: u32,
+}
+
+/// Environment variables that must not reach a worker: those by which an MPI
+/// launcher recognises its own ranks (a worker that sees them tries to join the
+/// MPI job).
+pub(crate) fn is_launcher_variable(key: &std::ffi::OsStr) -> bool {
+    let key = key.to_string_lossy();
+    [
+        "OMPI_",
+        "PMIX_",
+        "PMI_",
+        "MPICH_",
+        "HYDRA_",
+        "I_MPI_",
+        "SLURM_STEP_",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
+}
