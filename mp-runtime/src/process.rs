@@ -173,6 +173,7 @@ impl ProcessBuilder {
     {
         let entry = registry::job_of::<F>()?;
         let payload = codec::encode(&args)?;
+        crate::wire::check_payload_size(entry.name(), payload.len())?;
         let name = self
             .name
             .unwrap_or_else(|| format!("Process-{}", NEXT_PROCESS.fetch_add(1, Ordering::Relaxed)));
@@ -239,7 +240,11 @@ fn monitor(
         .and_then(|()| writer.send(&Request::Shutdown { report_last: true }, &[]));
     let outcome = match sent {
         Err(Error::Disconnected) => None,
-        Err(e) => Some(Err(e)),
+        Err(e) => {
+            // The worker waits for a task that will never come.
+            let _ = child.signal(Signal::Kill);
+            Some(Err(e))
+        }
         Ok(()) => match reader.next() {
             Ok(None) | Err(Error::Disconnected) => None,
             Err(e) => Some(Err(e)),

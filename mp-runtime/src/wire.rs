@@ -56,6 +56,20 @@ pub fn set_max_frame_size(bytes: usize) -> Result<()> {
     Ok(())
 }
 
+/// Refuses, before anything is sent, arguments that cannot fit in one frame.
+pub(crate) fn check_payload_size(job: &str, len: usize) -> Result<()> {
+    let max = max_frame_size();
+    // Room for the header: a task header is the job name plus a few integers.
+    if len + job.len() + 64 > max {
+        return Err(Error::Codec(CodecError::new(format!(
+            "the arguments of `{job}` encode to {len} bytes, over the maximum frame size of \
+             {max} bytes; raise it with mp::set_max_frame_size or MP_MAX_FRAME_SIZE, or pass \
+             the data through shared memory"
+        ))));
+    }
+    Ok(())
+}
+
 /// First message, parent to worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Hello<'a> {

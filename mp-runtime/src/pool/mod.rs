@@ -355,16 +355,7 @@ impl Pool {
         index: usize,
         sink: Arc<dyn Sink>,
     ) -> Result<()> {
-        let max = wire::max_frame_size();
-        if payload.len() + 64 > max {
-            return Err(Error::Codec(CodecError::new(format!(
-                "the arguments of `{}` encode to {} bytes, over the maximum frame size of {max} \
-                 bytes; raise it with mp::set_max_frame_size or MP_MAX_FRAME_SIZE, or pass the \
-                 data through shared memory",
-                job.name(),
-                payload.len()
-            ))));
-        }
+        wire::check_payload_size(job.name(), payload.len())?;
         let mut state = self.shared.lock();
         if let Some(e) = &state.broken {
             return Err(e.duplicate());
@@ -755,7 +746,7 @@ fn serve(shared: &Shared, slot: usize, conn: WorkerConn) {
         let writer = &mut writer;
         let spawned = std::thread::Builder::new()
             .name(format!("mp-pool-{slot}-send"))
-            .spawn_scoped(scope, move || feed(shared, slot, writer));
+            .spawn_scoped(scope, || feed(shared, slot, writer, &child));
         if spawned.is_ok() {
             drain(shared, slot, &mut reader, &child);
         }
@@ -798,7 +789,7 @@ fn serve(shared: &Shared, slot: usize, conn: WorkerConn) {
 }
 
 /// Writer thread: keeps the worker's channel fed.
-fn feed(shared: &Shared, slot: usize, writer: &mut Writer) {
+fn feed(shared: &Shared, slot: usize, writer: &mut Writer, child: &ChildHandle) {
     loop {
         let next = {
             let mut state = shared.lock();
@@ -841,7 +832,9 @@ fn feed(shared: &Shared, slot: usize, writer: &mut Writer) {
                     batch,
                 };
                 if writer.send(&request, &payload).is_err() {
-                    // The reader notices the worker's end and settles the tasks.
+                    // Usually the worker is gone already; if not, it would wait for
+                    // a task that never comes: end it, and the reader settles the tasks.
+                    let _ = child.signal(Signal::Kill);
                     return;
                 }
             }
