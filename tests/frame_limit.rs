@@ -18,7 +18,10 @@ fn add(a: i64, b: i64) -> i64 {
 
 #[test]
 fn oversized_frames_are_codec_errors() {
-    assert!(matches!(mp::set_max_frame_size(10), Err(mp::Error::InvalidArgument { .. })));
+    assert!(matches!(
+        mp::set_max_frame_size(10),
+        Err(mp::Error::InvalidArgument { .. })
+    ));
     mp::set_max_frame_size(64 * 1024).unwrap();
     assert_eq!(mp::max_frame_size(), 64 * 1024);
     let pool = mp::Pool::new(1).unwrap();

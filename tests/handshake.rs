@@ -23,7 +23,10 @@ fn a_worker_from_another_build_is_refused() {
     let err = mp::Process::spawn(add, (1, 2)).unwrap_err();
     assert!(matches!(err, mp::Error::WorkerStart { .. }), "{err}");
     let lazy = mp::pool(1);
-    assert!(matches!(lazy.apply(add, (1, 2)), Err(mp::Error::WorkerStart { .. })));
+    assert!(matches!(
+        lazy.apply(add, (1, 2)),
+        Err(mp::Error::WorkerStart { .. })
+    ));
     // SAFETY: as above.
     unsafe { std::env::remove_var("MP_TEST_FINGERPRINT_SALT") };
     assert_eq!(mp::Pool::new(1).unwrap().apply(add, (1, 2)).unwrap(), 3);

@@ -103,16 +103,29 @@ fn pool2() -> mp::Pool {
 fn map_apply_starmap() {
     let pool = pool2();
     assert_eq!(pool.processes(), 2);
-    assert_eq!(pool.map(square, 0..10u64).unwrap(), vec![0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
-    assert_eq!(pool.map(square, Vec::<u64>::new()).unwrap(), Vec::<u64>::new());
+    assert_eq!(
+        pool.map(square, 0..10u64).unwrap(),
+        vec![0, 1, 4, 9, 16, 25, 36, 49, 64, 81]
+    );
+    assert_eq!(
+        pool.map(square, Vec::<u64>::new()).unwrap(),
+        Vec::<u64>::new()
+    );
     let big: Vec<u64> = pool.map(square, 0..100_000u64).unwrap();
     assert_eq!(big.len(), 100_000);
-    assert!(big.iter().enumerate().all(|(i, &v)| v == (i as u64) * (i as u64)));
+    assert!(
+        big.iter()
+            .enumerate()
+            .all(|(i, &v)| v == (i as u64) * (i as u64))
+    );
     assert_eq!(
         pool.map_chunked(square, 0..1000u64, 7).unwrap(),
         (0..1000u64).map(|x| x * x).collect::<Vec<_>>()
     );
-    assert_eq!(pool.starmap(add, vec![(1, 2), (3, 4), (-5, 5)]).unwrap(), vec![3, 7, 0]);
+    assert_eq!(
+        pool.starmap(add, vec![(1, 2), (3, 4), (-5, 5)]).unwrap(),
+        vec![3, 7, 0]
+    );
     assert_eq!(pool.apply(add, (40, 2)).unwrap(), 42);
 }
 
@@ -153,9 +166,10 @@ fn then_runs_the_callback_in_the_parent() {
     let (tx, rx) = mpsc::channel();
     for i in 0..10i64 {
         let tx = tx.clone();
-        pool.apply_async(add, (i, 100)).then(move |r: mp::Result<i64>| {
-            tx.send((std::process::id(), r.unwrap())).unwrap();
-        });
+        pool.apply_async(add, (i, 100))
+            .then(move |r: mp::Result<i64>| {
+                tx.send((std::process::id(), r.unwrap())).unwrap();
+            });
     }
     drop(tx);
     let got: Vec<(u32, i64)> = rx.iter().collect();
@@ -180,16 +194,24 @@ fn imap_is_lazy_and_ordered() {
     assert_eq!(squares, (0..50u64).map(|x| x * x).collect::<Vec<_>>());
 
     // An endless input works: only what is consumed is computed.
-    let first: Vec<u64> = pool.imap(square, 0u64..).take(300).map(|r| r.unwrap()).collect();
+    let first: Vec<u64> = pool
+        .imap(square, 0u64..)
+        .take(300)
+        .map(|r| r.unwrap())
+        .collect();
     assert_eq!(first.len(), 300);
     assert_eq!(first[299], 299 * 299);
 
-    let chunked: Vec<u64> =
-        pool.imap_chunked(square, 0..1000u64, 64).map(|r| r.unwrap()).collect();
+    let chunked: Vec<u64> = pool
+        .imap_chunked(square, 0..1000u64, 64)
+        .map(|r| r.unwrap())
+        .collect();
     assert_eq!(chunked, (0..1000u64).map(|x| x * x).collect::<Vec<_>>());
 
-    let mut unordered: Vec<u64> =
-        pool.imap_unordered(slow_square, 0..20u64).map(|r| r.unwrap()).collect();
+    let mut unordered: Vec<u64> = pool
+        .imap_unordered(slow_square, 0..20u64)
+        .map(|r| r.unwrap())
+        .collect();
     unordered.sort();
     assert_eq!(unordered, (0..20u64).map(|x| x * x).collect::<Vec<_>>());
     let mut unordered: Vec<u64> = pool
@@ -219,15 +241,25 @@ fn a_panic_fails_only_its_task() {
     let pool = pool2();
     let err = pool.apply(fails_on, (7, 7)).unwrap_err();
     match &err {
-        mp::Error::JobPanicked { message, job, location, .. } => {
+        mp::Error::JobPanicked {
+            message,
+            job,
+            location,
+            ..
+        } => {
             assert_eq!(message, "item 7 is bad");
             assert!(job.ends_with("::fails_on"));
-            assert!(location.as_deref().unwrap_or("").contains("pool.rs"), "{location:?}");
+            assert!(
+                location.as_deref().unwrap_or("").contains("pool.rs"),
+                "{location:?}"
+            );
         }
         other => panic!("expected JobPanicked, got {other:?}"),
     }
     assert!(err.to_string().contains("item 7 is bad"), "{err}");
-    let err = pool.starmap(fails_on, (0..100u32).map(|x| (x, 55))).unwrap_err();
+    let err = pool
+        .starmap(fails_on, (0..100u32).map(|x| (x, 55)))
+        .unwrap_err();
     assert!(err.to_string().contains("item 55 is bad"), "{err}");
     // Still usable.
     assert_eq!(pool.apply(add, (2, 2)).unwrap(), 4);
@@ -261,7 +293,10 @@ fn a_dead_worker_fails_its_task_and_is_replaced() {
     }
     let after: HashSet<u32> = (0..20).map(|_| pool.apply(my_pid, ()).unwrap()).collect();
     assert!(after.len() <= 2);
-    assert!(after.iter().any(|pid| !before.contains(pid)), "no worker was replaced");
+    assert!(
+        after.iter().any(|pid| !before.contains(pid)),
+        "no worker was replaced"
+    );
 }
 
 #[test]
@@ -277,7 +312,9 @@ fn a_worker_killed_from_outside_fails_its_task() {
         libc::kill(pid as i32, libc::SIGKILL);
     }
     match pending.get_timeout(Duration::from_secs(30)) {
-        Err(mp::Error::WorkerDied { pid: died, exit, .. }) => {
+        Err(mp::Error::WorkerDied {
+            pid: died, exit, ..
+        }) => {
             assert_eq!(died, pid);
             assert_eq!(exit, mp::ExitStatus::Signal(9));
         }
@@ -294,14 +331,25 @@ fn workers_know_who_they_are() {
     assert!(name.starts_with("PoolWorker-"), "{name}");
     assert!(is_worker);
     let children = mp::active_children();
-    assert!(children.iter().filter(|c| c.name().starts_with("PoolWorker-")).count() >= 2);
+    assert!(
+        children
+            .iter()
+            .filter(|c| c.name().starts_with("PoolWorker-"))
+            .count()
+            >= 2
+    );
 }
 
 #[test]
 fn close_join_and_submit_after_close() {
     let pool = pool2();
-    assert!(matches!(pool.join(), Err(mp::Error::InvalidArgument { .. })));
-    let pending: Vec<_> = (0..6u64).map(|i| pool.apply_async(slow_square, (i,))).collect();
+    assert!(matches!(
+        pool.join(),
+        Err(mp::Error::InvalidArgument { .. })
+    ));
+    let pending: Vec<_> = (0..6u64)
+        .map(|i| pool.apply_async(slow_square, (i,)))
+        .collect();
     pool.close();
     assert!(matches!(pool.apply(add, (1, 2)), Err(mp::Error::Closed)));
     assert!(matches!(pool.map(square, 0..3u64), Err(mp::Error::Closed)));
@@ -314,7 +362,9 @@ fn close_join_and_submit_after_close() {
 #[test]
 fn terminate_fails_outstanding_work() {
     let pool = pool2();
-    let pending: Vec<_> = (0..6).map(|_| pool.apply_async(sleep_ms, (30_000,))).collect();
+    let pending: Vec<_> = (0..6)
+        .map(|_| pool.apply_async(sleep_ms, (30_000,)))
+        .collect();
     std::thread::sleep(Duration::from_millis(100));
     pool.terminate().unwrap();
     for a in pending {
@@ -327,7 +377,9 @@ fn terminate_fails_outstanding_work() {
 #[test]
 fn drop_finishes_submitted_work() {
     let pool = pool2();
-    let pending: Vec<_> = (0..4u64).map(|i| pool.apply_async(slow_square, (i,))).collect();
+    let pending: Vec<_> = (0..4u64)
+        .map(|i| pool.apply_async(slow_square, (i,)))
+        .collect();
     drop(pool);
     let values: Vec<u64> = pending.into_iter().map(|a| a.get().unwrap()).collect();
     assert_eq!(values, vec![0, 1, 4, 9]);
@@ -335,17 +387,26 @@ fn drop_finishes_submitted_work() {
 
 #[test]
 fn invalid_arguments() {
-    assert!(matches!(mp::Pool::new(0), Err(mp::Error::InvalidArgument { .. })));
+    assert!(matches!(
+        mp::Pool::new(0),
+        Err(mp::Error::InvalidArgument { .. })
+    ));
     assert!(matches!(
         mp::Pool::builder().processes(0).build(),
         Err(mp::Error::InvalidArgument { .. })
     ));
     assert!(matches!(
-        mp::Pool::builder().processes(1).max_tasks_per_child(0).build(),
+        mp::Pool::builder()
+            .processes(1)
+            .max_tasks_per_child(0)
+            .build(),
         Err(mp::Error::InvalidArgument { .. })
     ));
     let lazy = mp::pool(0);
-    assert!(matches!(lazy.apply(add, (1, 2)), Err(mp::Error::InvalidArgument { .. })));
+    assert!(matches!(
+        lazy.apply(add, (1, 2)),
+        Err(mp::Error::InvalidArgument { .. })
+    ));
     let pool = mp::Pool::new(1).unwrap();
     assert!(matches!(
         pool.map_chunked(square, 0..10u64, 0),
@@ -356,10 +417,19 @@ fn invalid_arguments() {
 #[test]
 fn not_a_job_fails_before_sending() {
     let pool = mp::Pool::new(1).unwrap();
-    assert!(matches!(pool.apply(plain_fn, (1,)), Err(mp::Error::NotAJob { .. })));
-    assert!(matches!(pool.map(plain_fn, 0..3u64), Err(mp::Error::NotAJob { .. })));
+    assert!(matches!(
+        pool.apply(plain_fn, (1,)),
+        Err(mp::Error::NotAJob { .. })
+    ));
+    assert!(matches!(
+        pool.map(plain_fn, 0..3u64),
+        Err(mp::Error::NotAJob { .. })
+    ));
     let closure = |x: u64| x * 2;
-    assert!(matches!(pool.map(closure, 0..3u64), Err(mp::Error::NotAJob { .. })));
+    assert!(matches!(
+        pool.map(closure, 0..3u64),
+        Err(mp::Error::NotAJob { .. })
+    ));
     let first = pool.imap(plain_fn, 0..3u64).next();
     assert!(matches!(first, Some(Err(mp::Error::NotAJob { .. }))));
     let err = pool.apply(plain_fn, (1,)).unwrap_err();
@@ -380,21 +450,39 @@ fn initializer_runs_in_every_worker() {
         .build()
         .unwrap();
     for _ in 0..10 {
-        assert_eq!(pool.apply(read_config, ()).unwrap().as_deref(), Some("configured"));
+        assert_eq!(
+            pool.apply(read_config, ()).unwrap().as_deref(),
+            Some("configured")
+        );
     }
 }
 
 #[test]
 fn initializer_panic_is_reported() {
-    let err = mp::Pool::builder().processes(1).initializer(init_panics, ()).build().unwrap_err();
-    assert!(err.to_string().contains("initializer failed on purpose"), "{err}");
+    let err = mp::Pool::builder()
+        .processes(1)
+        .initializer(init_panics, ())
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("initializer failed on purpose"),
+        "{err}"
+    );
 }
 
 #[test]
 fn max_tasks_per_child_recycles_workers() {
-    let pool = mp::Pool::builder().processes(2).max_tasks_per_child(1).build().unwrap();
+    let pool = mp::Pool::builder()
+        .processes(2)
+        .max_tasks_per_child(1)
+        .build()
+        .unwrap();
     let pids: HashSet<u32> = (0..6).map(|_| pool.apply(my_pid, ()).unwrap()).collect();
-    assert_eq!(pids.len(), 6, "each task should run in a fresh worker: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        6,
+        "each task should run in a fresh worker: {pids:?}"
+    );
     // Still produces correct results across recycling.
     assert_eq!(pool.map_chunked(square, 0..20u64, 3).unwrap()[19], 361);
 }

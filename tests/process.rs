@@ -26,7 +26,12 @@ fn aborts() {
 #[mp::job]
 fn whoami() -> (String, u32, bool, Option<u32>) {
     let me = mp::current_process();
-    (me.name().to_string(), me.pid(), me.is_worker(), mp::parent_process().map(|p| p.pid()))
+    (
+        me.name().to_string(),
+        me.pid(),
+        me.is_worker(),
+        mp::parent_process().map(|p| p.pid()),
+    )
 }
 
 /// Starts a non-daemon grandchild that sleeps, records its pid, then hangs.
@@ -52,7 +57,11 @@ fn join_returns_the_value() {
 
 #[test]
 fn builder_sets_name_and_daemon() {
-    let p = mp::Process::builder().name("worker-1").daemon(true).spawn(whoami, ()).unwrap();
+    let p = mp::Process::builder()
+        .name("worker-1")
+        .daemon(true)
+        .spawn(whoami, ())
+        .unwrap();
     assert_eq!(p.name(), "worker-1");
     assert!(p.is_daemon());
     let pid = p.pid();
@@ -96,7 +105,10 @@ fn is_alive_exitcode_and_join_timeout() {
 #[test]
 fn panic_is_job_panicked_and_exit_code_1() {
     let mut p = mp::Process::spawn(panics, ("kaboom 42".to_string(),)).unwrap();
-    while p.join_timeout(Duration::from_millis(50)).is_ok_and(|r| r.is_none()) {}
+    while p
+        .join_timeout(Duration::from_millis(50))
+        .is_ok_and(|r| r.is_none())
+    {}
     assert_eq!(p.exitcode(), Some(1));
     match p.join() {
         Err(mp::Error::JobPanicked { message, job, .. }) => {
@@ -116,7 +128,9 @@ fn terminate_gives_minus_sigterm() {
     let code = wait_for_exit(&p);
     assert_eq!(code, -15);
     match p.join() {
-        Err(mp::Error::WorkerDied { pid: died, exit, .. }) => {
+        Err(mp::Error::WorkerDied {
+            pid: died, exit, ..
+        }) => {
             assert_eq!(died, pid);
             assert_eq!(exit, mp::ExitStatus::Signal(15));
         }
@@ -155,7 +169,10 @@ fn not_a_job_is_rejected_before_spawning() {
         other => panic!("expected NotAJob, got {other:?}"),
     }
     let closure = |x: u64| x + 1;
-    assert!(matches!(mp::Process::spawn(closure, (1,)), Err(mp::Error::NotAJob { .. })));
+    assert!(matches!(
+        mp::Process::spawn(closure, (1,)),
+        Err(mp::Error::NotAJob { .. })
+    ));
     assert!(mp::active_children().len() <= before);
 }
 
@@ -165,13 +182,14 @@ fn killed_parent_leaves_no_orphans() {
     let dir = std::env::temp_dir().join(format!("mp-orphan-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pid_file = dir.join("grandchild.pid");
-    let p = mp::Process::spawn(spawn_grandchild_and_hang, (pid_file.display().to_string(),)).unwrap();
+    let p =
+        mp::Process::spawn(spawn_grandchild_and_hang, (pid_file.display().to_string(),)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let grandchild: i32 = loop {
-        if let Ok(text) = std::fs::read_to_string(&pid_file) {
-            if let Ok(pid) = text.trim().parse() {
-                break pid;
-            }
+        if let Ok(text) = std::fs::read_to_string(&pid_file)
+            && let Ok(pid) = text.trim().parse()
+        {
+            break pid;
         }
         assert!(Instant::now() < deadline, "grandchild never started");
         std::thread::sleep(Duration::from_millis(10));
@@ -182,7 +200,10 @@ fn killed_parent_leaves_no_orphans() {
     // Its child must go too, promptly; 10 s is a liveness bound, not a speed check.
     let deadline = Instant::now() + Duration::from_secs(10);
     while process_exists(grandchild) {
-        assert!(Instant::now() < deadline, "grandchild {grandchild} outlived its parent");
+        assert!(
+            Instant::now() < deadline,
+            "grandchild {grandchild} outlived its parent"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -202,7 +223,10 @@ fn wait_for_exit<R>(p: &mp::Process<R>) -> i32 {
 fn process_exists(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
             state != Some("Z")
         }
         Err(_) => false,

@@ -106,10 +106,10 @@ fn check(function: &ItemFn) -> syn::Result<Vec<Type>> {
             }
         }
     }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if let Some(message) = unsupported_type(ty, "return type") {
-            fail(ty.span(), &message);
-        }
+    if let ReturnType::Type(_, ty) = &sig.output
+        && let Some(message) = unsupported_type(ty, "return type")
+    {
+        fail(ty.span(), &message);
     }
     let mut errors = errors.into_iter();
     match errors.next() {

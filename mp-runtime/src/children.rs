@@ -81,7 +81,7 @@ impl ChildHandle {
     pub(crate) fn reap(&self) -> ExitStatus {
         // Wait without reaping first: until we hold the lock the pid stays ours.
         let _ = sys::wait_exit_keep(self.pid);
-        self.finish_reap(|pid| sys::wait_exit(pid))
+        self.finish_reap(sys::wait_exit)
     }
 
     /// Reaps a child that is expected to exit soon, killing it after `grace`.

@@ -10,16 +10,19 @@ mod children;
 mod codec;
 mod error;
 mod job;
+mod pipe;
 mod pool;
 mod process;
 mod registry;
 mod sys;
+mod transfer;
 mod wire;
 mod worker;
 
 pub use bootstrap::init;
 pub use error::{CodecError, Error, ExitStatus, Result};
 pub use job::Job;
+pub use pipe::{Connection, pipe};
 pub use pool::{AsyncResult, Imap, Pool, PoolBuilder, pool};
 pub use process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process,

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::children::{self, ChildHandle};
-use crate::codec;
+use crate::transfer::{self, Encoded};
+
 use crate::error::{Error, ExitStatus, Result};
 use crate::job::Job;
 use crate::registry::{self, JobEntry};
@@ -172,8 +173,8 @@ impl ProcessBuilder {
         Args: Serialize,
     {
         let entry = registry::job_of::<F>()?;
-        let payload = codec::encode(&args)?;
-        crate::wire::check_payload_size(entry.name(), payload.len())?;
+        let payload = transfer::encode(&args)?;
+        crate::wire::check_payload_size(entry.name(), payload.bytes.len())?;
         let name = self
             .name
             .unwrap_or_else(|| format!("Process-{}", NEXT_PROCESS.fetch_add(1, Ordering::Relaxed)));
@@ -185,7 +186,7 @@ fn spawn_entry<R>(
     name: String,
     daemon: bool,
     entry: &'static JobEntry,
-    payload: Vec<u8>,
+    payload: Encoded,
 ) -> Result<Process<R>> {
     let outcome: Arc<Mutex<Option<Result<Frame>>>> = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&outcome);
@@ -219,7 +220,7 @@ fn spawn_entry<R>(
 fn monitor(
     conn: WorkerConn,
     entry: &'static JobEntry,
-    payload: &[u8],
+    payload: &Encoded,
     slot: &Mutex<Option<Result<Frame>>>,
 ) {
     let WorkerConn {
@@ -229,13 +230,14 @@ fn monitor(
     } = conn;
     let pid = child.pid();
     let sent = writer
-        .send(
+        .send_with_handles(
             &Request::Task {
                 id: 1,
                 job: entry.name(),
                 batch: false,
             },
-            payload,
+            &payload.bytes,
+            &payload.handles,
         )
         .and_then(|()| writer.send(&Request::Shutdown { report_last: true }, &[]));
     let outcome = match sent {
@@ -301,9 +303,12 @@ impl<R: serde::de::DeserializeOwned> Process<R> {
     }
 
     fn result(&self) -> Result<R> {
-        let outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
-        match outcome.as_ref() {
-            Some(Ok(frame)) => Ok(codec::decode(frame.payload())?),
+        let mut outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome.as_mut() {
+            Some(Ok(frame)) => {
+                let handles = frame.take_handles();
+                Ok(transfer::decode(frame.payload(), handles)?)
+            }
             Some(Err(e)) => Err(e.duplicate()),
             None => Err(Error::WorkerDied {
                 pid: self.child.pid(),

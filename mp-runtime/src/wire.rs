@@ -7,6 +7,7 @@
 //! `Codec` error before anything is allocated, and the body buffer grows only as
 //! bytes actually arrive, so a corrupt length cannot cause a giant allocation.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::error::{CodecError, Error, Result};
+use crate::sys::{self, BorrowedHandle, OsHandle};
 
 pub(crate) const MAGIC: u32 = 0x6d70_5f31; // "mp_1"
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
@@ -163,30 +165,87 @@ pub(crate) enum Reply {
 pub(crate) struct Frame {
     buf: Vec<u8>,
     header_end: usize,
+    handles: Vec<OsHandle>,
 }
 
 impl Frame {
     pub(crate) fn header<'a, T: Deserialize<'a>>(&'a self) -> Result<T> {
-        Ok(codec::decode_borrowed(&self.buf[4..self.header_end])?)
+        Ok(codec::decode_borrowed(&self.buf[PREFIX..self.header_end])?)
     }
 
     pub(crate) fn payload(&self) -> &[u8] {
         &self.buf[self.header_end..]
     }
+
+    /// The handles that came with the frame (once; later calls get none).
+    pub(crate) fn take_handles(&mut self) -> Vec<OsHandle> {
+        std::mem::take(&mut self.handles)
+    }
 }
 
-/// Writes one frame. `scratch` is reused for the header to spare an allocation.
-pub(crate) fn write_frame<H: Serialize, W: Write>(
-    mut out: W,
+/// Bytes after the length field: header length and handle count.
+const PREFIX: usize = 12;
+
+/// Where frames are written: a worker channel, or a buffer in tests.
+pub(crate) trait SendHalf {
+    fn send(&mut self, bufs: &[IoSlice<'_>], handles: &[BorrowedHandle<'_>]) -> io::Result<usize>;
+}
+
+/// Where frames are read from.
+pub(crate) trait RecvHalf {
+    fn recv(&mut self, buf: &mut [u8], handles: &mut VecDeque<OsHandle>) -> io::Result<usize>;
+}
+
+impl SendHalf for sys::ChannelWrite {
+    fn send(&mut self, bufs: &[IoSlice<'_>], handles: &[BorrowedHandle<'_>]) -> io::Result<usize> {
+        sys::send_with_handles(self, bufs, handles)
+    }
+}
+
+impl SendHalf for &sys::ChannelWrite {
+    fn send(&mut self, bufs: &[IoSlice<'_>], handles: &[BorrowedHandle<'_>]) -> io::Result<usize> {
+        sys::send_with_handles(self, bufs, handles)
+    }
+}
+
+impl RecvHalf for sys::ChannelRead {
+    fn recv(&mut self, buf: &mut [u8], handles: &mut VecDeque<OsHandle>) -> io::Result<usize> {
+        sys::recv_with_handles(self, buf, handles)
+    }
+}
+
+impl SendHalf for Vec<u8> {
+    fn send(&mut self, bufs: &[IoSlice<'_>], handles: &[BorrowedHandle<'_>]) -> io::Result<usize> {
+        if !handles.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a buffer cannot carry handles",
+            ));
+        }
+        self.write_vectored(bufs)
+    }
+}
+
+impl RecvHalf for &[u8] {
+    fn recv(&mut self, buf: &mut [u8], _handles: &mut VecDeque<OsHandle>) -> io::Result<usize> {
+        self.read(buf)
+    }
+}
+
+/// Writes one frame; `handles` travel with its first byte. `scratch` is reused
+/// for the header to spare an allocation.
+pub(crate) fn write_frame<H: Serialize, W: SendHalf>(
+    out: &mut W,
     header: &H,
     payload: &[u8],
+    handles: &[BorrowedHandle<'_>],
     scratch: &mut Vec<u8>,
 ) -> Result<()> {
     scratch.clear();
-    scratch.extend_from_slice(&[0u8; 8]);
+    scratch.extend_from_slice(&[0u8; 4 + PREFIX - 4]);
     codec::encode_into(header, scratch)?;
-    let header_len = scratch.len() - 8;
-    let total = 4 + header_len + payload.len();
+    let header_len = scratch.len() - PREFIX;
+    let total = PREFIX - 4 + header_len + payload.len();
     let max = max_frame_size();
     if total > max {
         return Err(Error::Codec(CodecError::new(format!(
@@ -195,13 +254,31 @@ pub(crate) fn write_frame<H: Serialize, W: Write>(
              through shared memory"
         ))));
     }
+    if handles.len() > sys::MAX_HANDLES_PER_MESSAGE {
+        return Err(Error::Codec(CodecError::new(format!(
+            "a message may carry at most {} handles, this one has {}",
+            sys::MAX_HANDLES_PER_MESSAGE,
+            handles.len()
+        ))));
+    }
     scratch[0..4].copy_from_slice(&(total as u32).to_le_bytes());
     scratch[4..8].copy_from_slice(&(header_len as u32).to_le_bytes());
-    write_all_vectored(
-        &mut out,
-        &mut [IoSlice::new(scratch), IoSlice::new(payload)],
-    )
-    .map_err(|e| map_write_error(e))
+    scratch[8..12].copy_from_slice(&(handles.len() as u32).to_le_bytes());
+    let mut bufs = [IoSlice::new(scratch), IoSlice::new(payload)];
+    let mut bufs: &mut [IoSlice<'_>] = &mut bufs;
+    let mut handles = handles;
+    while !bufs.is_empty() {
+        match out.send(bufs, handles) {
+            Ok(0) => return Err(Error::Disconnected),
+            Ok(n) => {
+                handles = &[];
+                IoSlice::advance_slices(&mut bufs, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(map_write_error(e)),
+        }
+    }
+    Ok(())
 }
 
 fn map_write_error(e: io::Error) -> Error {
@@ -214,69 +291,6 @@ fn map_write_error(e: io::Error) -> Error {
     }
 }
 
-fn write_all_vectored<W: Write>(out: &mut W, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-    IoSlice::advance_slices(&mut bufs, 0);
-    while !bufs.is_empty() {
-        match out.write_vectored(bufs) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    out.flush()
-}
-
-/// Reads one frame; `Ok(None)` on a clean end of stream before a frame starts.
-pub(crate) fn read_frame<R: Read>(mut input: R, max: usize) -> Result<Option<Frame>> {
-    let mut len = [0u8; 4];
-    match read_exact_or_eof(&mut input, &mut len)? {
-        false => return Ok(None),
-        true => {}
-    }
-    let total = u32::from_le_bytes(len) as usize;
-    if total > max {
-        return Err(Error::Codec(CodecError::new(format!(
-            "incoming frame of {total} bytes exceeds the maximum frame size of {max} bytes \
-             (corrupt stream, or raise the limit with mp::set_max_frame_size / MP_MAX_FRAME_SIZE)"
-        ))));
-    }
-    if total < 4 {
-        return Err(Error::Codec(CodecError::new(format!(
-            "corrupt frame: length {total} is shorter than its header"
-        ))));
-    }
-    let mut buf = Vec::new();
-    // Grow with the data that actually arrives: a lying length costs nothing.
-    let mut filled = 0;
-    while filled < total {
-        let want = (total - filled).min(buf.len().max(64 * 1024));
-        buf.resize(filled + want, 0);
-        let n = loop {
-            match input.read(&mut buf[filled..filled + want]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(map_read_error(e)),
-            }
-        };
-        if n == 0 {
-            return Err(Error::Disconnected);
-        }
-        filled += n;
-        buf.truncate(filled);
-    }
-    let header_len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    if header_len > total - 4 {
-        return Err(Error::Codec(CodecError::new(format!(
-            "corrupt frame: header of {header_len} bytes in a frame of {total}"
-        ))));
-    }
-    Ok(Some(Frame {
-        buf,
-        header_end: 4 + header_len,
-    }))
-}
-
 fn map_read_error(e: io::Error) -> Error {
     match e.kind() {
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Error::Disconnected,
@@ -287,85 +301,258 @@ fn map_read_error(e: io::Error) -> Error {
     }
 }
 
-/// Fills `buf`; `false` if the stream ended before the first byte.
-fn read_exact_or_eof<R: Read>(input: &mut R, buf: &mut [u8]) -> Result<bool> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) if filled == 0 => return Ok(false),
-            Ok(0) => return Err(Error::Disconnected),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(map_read_error(e)),
+/// Reads frames, buffering small ones and reading large ones straight into place.
+#[derive(Debug)]
+pub(crate) struct FrameReader<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    handles: VecDeque<OsHandle>,
+    /// Never read past the current frame (see `exact`).
+    exact: bool,
+}
+
+impl<R: RecvHalf> FrameReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        FrameReader {
+            inner,
+            buf: vec![0; 64 * 1024].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            handles: VecDeque::new(),
+            exact: false,
         }
     }
-    Ok(true)
+
+    /// A reader that never reads past the frame it returns, so the stream can be
+    /// handed to another process between frames without losing buffered bytes.
+    pub(crate) fn exact(inner: R) -> Self {
+        FrameReader {
+            exact: true,
+            ..FrameReader::new(inner)
+        }
+    }
+
+    /// True if bytes of the next frame are already buffered.
+    pub(crate) fn has_buffered(&self) -> bool {
+        self.end > self.start
+    }
+
+    pub(crate) fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    fn recv_into(
+        inner: &mut R,
+        target: &mut [u8],
+        handles: &mut VecDeque<OsHandle>,
+    ) -> Result<usize> {
+        loop {
+            match inner.recv(target, handles) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(map_read_error(e)),
+            }
+        }
+    }
+
+    /// Makes at least `n` bytes available in the buffer; false on a clean end
+    /// of stream before any byte.
+    fn fill(&mut self, n: usize) -> Result<bool> {
+        if self.end - self.start >= n {
+            return Ok(true);
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let limit = if self.exact { n } else { self.buf.len() };
+        while self.end < n {
+            let got = Self::recv_into(
+                &mut self.inner,
+                &mut self.buf[self.end..limit],
+                &mut self.handles,
+            )?;
+            if got == 0 {
+                return if self.end == 0 {
+                    Ok(false)
+                } else {
+                    Err(Error::Disconnected)
+                };
+            }
+            self.end += got;
+        }
+        Ok(true)
+    }
+
+    /// The next frame; `Ok(None)` on a clean end of stream between frames.
+    pub(crate) fn read_frame(&mut self, max: usize) -> Result<Option<Frame>> {
+        if !self.fill(PREFIX)? {
+            return Ok(None);
+        }
+        let word = |at: usize| {
+            let b = &self.buf[self.start + at..self.start + at + 4];
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+        };
+        let total = word(0);
+        let header_len = word(4);
+        let handle_count = word(8);
+        if total > max {
+            return Err(Error::Codec(CodecError::new(format!(
+                "incoming frame of {total} bytes exceeds the maximum frame size of {max} bytes \
+                 (corrupt stream, or raise the limit with mp::set_max_frame_size / MP_MAX_FRAME_SIZE)"
+            ))));
+        }
+        if total < PREFIX - 4 || header_len > total - (PREFIX - 4) {
+            return Err(Error::Codec(CodecError::new(format!(
+                "corrupt frame: header of {header_len} bytes in a frame of {total}"
+            ))));
+        }
+        if handle_count > sys::MAX_HANDLES_PER_MESSAGE {
+            return Err(Error::Codec(CodecError::new(format!(
+                "corrupt frame: it announces {handle_count} handles"
+            ))));
+        }
+        // The frame keeps its prefix so offsets stay simple: [len][hlen][nh][header][payload].
+        let wanted = total + 4;
+        let mut frame = Vec::with_capacity(wanted.min(self.buf.len()));
+        let buffered = (self.end - self.start).min(wanted);
+        frame.extend_from_slice(&self.buf[self.start..self.start + buffered]);
+        self.start += buffered;
+        // Grow with the data that actually arrives: a lying length costs nothing.
+        // Zero each new stretch once, doubling, and read into it until full.
+        let mut filled = frame.len();
+        while filled < wanted {
+            if filled == frame.len() {
+                let step = (wanted - filled).min(filled.max(64 * 1024));
+                frame.resize(filled + step, 0);
+            }
+            let got = Self::recv_into(&mut self.inner, &mut frame[filled..], &mut self.handles)?;
+            if got == 0 {
+                return Err(Error::Disconnected);
+            }
+            filled += got;
+        }
+        if self.handles.len() < handle_count {
+            return Err(Error::Codec(CodecError::new(format!(
+                "frame announced {handle_count} handles but {} arrived",
+                self.handles.len()
+            ))));
+        }
+        let handles = self.handles.drain(..handle_count).collect();
+        Ok(Some(Frame {
+            buf: frame,
+            header_end: PREFIX + header_len,
+            handles,
+        }))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn read_one(wire: &[u8], max: usize) -> Result<Option<Frame>> {
+        FrameReader::new(wire).read_frame(max)
+    }
+
     #[test]
     fn frame_round_trip() {
         let mut wire = Vec::new();
         let mut scratch = Vec::new();
+        let task = Request::Task {
+            id: 9,
+            job: "a::b",
+            batch: false,
+        };
+        write_frame(&mut wire, &task, b"xyz", &[], &mut scratch).unwrap();
         write_frame(
             &mut wire,
-            &Request::Task {
-                id: 9,
-                job: "a::b",
-                batch: false,
-            },
-            b"xyz",
+            &Request::Shutdown { report_last: true },
+            b"",
+            &[],
             &mut scratch,
         )
         .unwrap();
-        let frame = read_frame(&wire[..], 1 << 20).unwrap().unwrap();
+        let mut reader = FrameReader::new(&wire[..]);
+        let frame = reader.read_frame(1 << 20).unwrap().unwrap();
         match frame.header::<Request<'_>>().unwrap() {
-            Request::Task { id, job, batch } => {
-                assert_eq!((id, job, batch), (9, "a::b", false));
-            }
+            Request::Task { id, job, batch } => assert_eq!((id, job, batch), (9, "a::b", false)),
             other => panic!("{other:?}"),
         }
         assert_eq!(frame.payload(), b"xyz");
+        let frame = reader.read_frame(1 << 20).unwrap().unwrap();
+        assert!(matches!(
+            frame.header::<Request<'_>>().unwrap(),
+            Request::Shutdown { .. }
+        ));
+        assert!(reader.read_frame(1 << 20).unwrap().is_none());
+    }
+
+    #[test]
+    fn large_frame_round_trip() {
+        let payload: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let mut wire = Vec::new();
+        write_frame(
+            &mut wire,
+            &Reply::Done { id: 1 },
+            &payload,
+            &[],
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let frame = read_one(&wire, 1 << 20).unwrap().unwrap();
+        assert_eq!(frame.payload(), &payload[..]);
     }
 
     #[test]
     fn oversized_frame_is_a_codec_error() {
-        let wire = (u32::MAX).to_le_bytes();
-        let err = read_frame(&wire[..], 1 << 20).unwrap_err();
+        let mut wire = (u32::MAX).to_le_bytes().to_vec();
+        wire.extend_from_slice(&[0; 8]);
+        let err = read_one(&wire, 1 << 20).unwrap_err();
         assert!(matches!(err, Error::Codec(_)), "{err}");
     }
 
     #[test]
     fn truncated_frame_is_disconnected() {
         let mut wire = 100u32.to_le_bytes().to_vec();
-        wire.extend_from_slice(&[0; 10]);
-        let err = read_frame(&wire[..], 1 << 20).unwrap_err();
+        wire.extend_from_slice(&[0; 20]);
+        let err = read_one(&wire, 1 << 20).unwrap_err();
         assert!(matches!(err, Error::Disconnected), "{err}");
     }
 
     #[test]
     fn corrupt_header_length_is_a_codec_error() {
-        let mut wire = 8u32.to_le_bytes().to_vec();
+        let mut wire = 12u32.to_le_bytes().to_vec();
         wire.extend_from_slice(&1000u32.to_le_bytes());
-        wire.extend_from_slice(&[0; 4]);
-        let err = read_frame(&wire[..], 1 << 20).unwrap_err();
+        wire.extend_from_slice(&[0; 8]);
+        let err = read_one(&wire, 1 << 20).unwrap_err();
+        assert!(matches!(err, Error::Codec(_)), "{err}");
+    }
+
+    #[test]
+    fn missing_handles_are_a_codec_error() {
+        let mut wire = 8u32.to_le_bytes().to_vec();
+        wire.extend_from_slice(&0u32.to_le_bytes());
+        wire.extend_from_slice(&3u32.to_le_bytes());
+        let err = read_one(&wire, 1 << 20).unwrap_err();
         assert!(matches!(err, Error::Codec(_)), "{err}");
     }
 
     #[test]
     fn empty_stream_is_none() {
-        assert!(read_frame(&[][..], 1024).unwrap().is_none());
+        assert!(read_one(&[], 1024).unwrap().is_none());
     }
 
     #[test]
     fn garbage_header_is_a_codec_error() {
-        let mut wire = 8u32.to_le_bytes().to_vec();
+        let mut wire = 12u32.to_le_bytes().to_vec();
         wire.extend_from_slice(&4u32.to_le_bytes());
+        wire.extend_from_slice(&0u32.to_le_bytes());
         wire.extend_from_slice(&[0xff; 4]);
-        let frame = read_frame(&wire[..], 1024).unwrap().unwrap();
+        let frame = read_one(&wire, 1024).unwrap().unwrap();
         assert!(matches!(
             frame.header::<Request<'_>>(),
             Err(Error::Codec(_))

@@ -148,13 +148,15 @@ where
                 return Some(item);
             }
             self.top_up();
-            if self.ordered {
-                if let Some(result) = self.early.remove(&self.next_to_yield) {
-                    self.next_to_yield += 1;
-                    self.in_flight -= 1;
-                    self.push_ready(result);
-                    continue;
-                }
+            if let Some(result) = self
+                .ordered
+                .then(|| self.early.remove(&self.next_to_yield))
+                .flatten()
+            {
+                self.next_to_yield += 1;
+                self.in_flight -= 1;
+                self.push_ready(result);
+                continue;
             }
             if self.in_flight == 0 {
                 return None;

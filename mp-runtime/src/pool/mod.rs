@@ -21,9 +21,10 @@ use serde::Serialize;
 
 pub use self::imap::Imap;
 pub use self::result::AsyncResult;
-use self::result::{MapSink, ResultCell, SingleSink, Sink};
+use self::result::{MapSink, Payload, ResultCell, SingleSink, Sink};
 use crate::children::{self, ChildHandle};
-use crate::codec;
+use crate::transfer::{self, Encoded};
+
 use crate::error::{CodecError, Error, Result};
 use crate::job::Job;
 use crate::registry::{self, JobEntry};
@@ -73,7 +74,7 @@ struct Shared {
     /// `build`, `join` and `terminate` wait here.
     idle: Condvar,
     processes: usize,
-    initializer: Option<(&'static JobEntry, Vec<u8>)>,
+    initializer: Option<(&'static JobEntry, Encoded)>,
     max_tasks_per_child: Option<usize>,
 }
 
@@ -110,7 +111,7 @@ struct Task {
     id: u64,
     job: &'static JobEntry,
     batch: bool,
-    payload: Arc<Vec<u8>>,
+    payload: Arc<Encoded>,
     index: usize,
     sink: Arc<dyn Sink>,
 }
@@ -176,7 +177,7 @@ impl Shared {
 #[derive(Debug, Default)]
 pub struct PoolBuilder {
     processes: Option<usize>,
-    initializer: Option<Result<(&'static JobEntry, Vec<u8>)>>,
+    initializer: Option<Result<(&'static JobEntry, Encoded)>>,
     max_tasks_per_child: Option<usize>,
 }
 
@@ -195,7 +196,7 @@ impl PoolBuilder {
         Args: Serialize,
     {
         self.initializer =
-            Some(registry::job_of::<F>().and_then(|entry| Ok((entry, codec::encode(&args)?))));
+            Some(registry::job_of::<F>().and_then(|entry| Ok((entry, transfer::encode(&args)?))));
         self
     }
 
@@ -290,7 +291,7 @@ impl Pool {
 
     fn start(
         processes: usize,
-        initializer: Option<(&'static JobEntry, Vec<u8>)>,
+        initializer: Option<(&'static JobEntry, Encoded)>,
         max_tasks_per_child: Option<usize>,
     ) -> Pool {
         let shared = Arc::new(Shared {
@@ -351,11 +352,11 @@ impl Pool {
         &self,
         job: &'static JobEntry,
         batch: bool,
-        payload: Vec<u8>,
+        payload: Encoded,
         index: usize,
         sink: Arc<dyn Sink>,
     ) -> Result<()> {
-        wire::check_payload_size(job.name(), payload.len())?;
+        wire::check_payload_size(job.name(), payload.bytes.len())?;
         let mut state = self.shared.lock();
         if let Some(e) = &state.broken {
             return Err(e.duplicate());
@@ -386,7 +387,7 @@ impl Pool {
         index: usize,
         sink: Arc<dyn Sink>,
     ) -> Result<()> {
-        let payload = codec::encode(chunk)?;
+        let payload = transfer::encode(chunk)?;
         self.submit(job, true, payload, index, sink)
     }
 
@@ -407,7 +408,7 @@ impl Pool {
     {
         let submitted = (|| {
             let entry = registry::job_of::<F>()?;
-            let payload = codec::encode(&args)?;
+            let payload = transfer::encode(&args)?;
             let cell = ResultCell::new();
             let sink = Arc::new(SingleSink {
                 cell: Arc::clone(&cell),
@@ -450,7 +451,7 @@ impl Pool {
     {
         let items: Vec<A> = items.into_iter().collect();
         let chunksize = self.auto_chunksize(items.len());
-        self.spread(job, &items, chunksize, |c| codec::encode(&OneTuples(c)))
+        self.spread(job, &items, chunksize, |c| transfer::encode(&OneTuples(c)))
     }
 
     /// `map_chunked` without waiting.
@@ -469,7 +470,7 @@ impl Pool {
             return AsyncResult::failed(Error::invalid("chunksize must be at least 1, got 0"));
         }
         let items: Vec<A> = items.into_iter().collect();
-        self.spread(job, &items, chunksize, |c| codec::encode(&OneTuples(c)))
+        self.spread(job, &items, chunksize, |c| transfer::encode(&OneTuples(c)))
     }
 
     /// `job(a, b, ...)` for every argument tuple, in order.
@@ -491,7 +492,7 @@ impl Pool {
     {
         let items: Vec<Args> = items.into_iter().collect();
         let chunksize = self.auto_chunksize(items.len());
-        self.spread(job, &items, chunksize, |c| codec::encode(c))
+        self.spread(job, &items, chunksize, transfer::encode)
     }
 
     /// Python's rule: about four chunks per worker.
@@ -509,7 +510,7 @@ impl Pool {
     ) -> AsyncResult<Vec<F::Output>>
     where
         F: Job<Args>,
-        W: Fn(&[T]) -> std::result::Result<Vec<u8>, CodecError>,
+        W: Fn(&[T]) -> std::result::Result<Encoded, CodecError>,
     {
         let entry = match registry::job_of::<F>() {
             Ok(entry) => entry,
@@ -703,9 +704,10 @@ fn start_worker(shared: &Shared, name: &str) -> Result<WorkerConn> {
     let mut conn = conn::launch(name, true)?;
     if let Some((entry, payload)) = &shared.initializer {
         let pid = conn.child.pid();
+        let request = Request::Init { job: entry.name() };
         let result = conn
             .writer
-            .send(&Request::Init { job: entry.name() }, payload)
+            .send_with_handles(&request, &payload.bytes, &payload.handles)
             .and_then(|()| conn.reader.next());
         let failure = match result {
             Ok(Some(frame)) => match frame.header::<Reply>() {
@@ -804,18 +806,18 @@ fn feed(shared: &Shared, slot: usize, writer: &mut Writer, child: &ChildHandle) 
                     if s.in_flight.is_empty() {
                         break None;
                     }
-                } else if s.in_flight.len() < PIPELINE_DEPTH {
-                    if let Some(task) = state.queue.pop_front() {
-                        let request = (task.id, task.job, task.batch, Arc::clone(&task.payload));
-                        let limit = shared.max_tasks_per_child;
-                        let s = &mut state.slots[slot];
-                        s.in_flight.push_back(task);
-                        s.sent += 1;
-                        if limit.is_some_and(|limit| s.sent >= limit) {
-                            s.retiring = true;
-                        }
-                        break Some(request);
+                } else if s.in_flight.len() < PIPELINE_DEPTH
+                    && let Some(task) = state.queue.pop_front()
+                {
+                    let request = (task.id, task.job, task.batch, Arc::clone(&task.payload));
+                    let limit = shared.max_tasks_per_child;
+                    let s = &mut state.slots[slot];
+                    s.in_flight.push_back(task);
+                    s.sent += 1;
+                    if limit.is_some_and(|limit| s.sent >= limit) {
+                        s.retiring = true;
                     }
+                    break Some(request);
                 }
                 state = shared.wait(&shared.work, state);
             }
@@ -831,7 +833,10 @@ fn feed(shared: &Shared, slot: usize, writer: &mut Writer, child: &ChildHandle) 
                     job: job.name(),
                     batch,
                 };
-                if writer.send(&request, &payload).is_err() {
+                if writer
+                    .send_with_handles(&request, &payload.bytes, &payload.handles)
+                    .is_err()
+                {
                     // Usually the worker is gone already; if not, it would wait for
                     // a task that never comes: end it, and the reader settles the tasks.
                     let _ = child.signal(Signal::Kill);
@@ -846,7 +851,7 @@ fn feed(shared: &Shared, slot: usize, writer: &mut Writer, child: &ChildHandle) 
 fn drain(shared: &Shared, slot: usize, reader: &mut Reader, child: &ChildHandle) {
     let pid = child.pid();
     loop {
-        let frame = match reader.next() {
+        let mut frame = match reader.next() {
             Ok(Some(frame)) => frame,
             Ok(None) | Err(_) => return,
         };
@@ -867,7 +872,14 @@ fn drain(shared: &Shared, slot: usize, reader: &mut Reader, child: &ChildHandle)
         let Some(task) = task else { return };
         shared.work.notify_all();
         match failure {
-            None => task.sink.complete(task.index, Ok(frame.payload())),
+            None => {
+                let handles = frame.take_handles();
+                let payload = Payload {
+                    bytes: frame.payload(),
+                    handles,
+                };
+                task.sink.complete(task.index, Ok(payload));
+            }
             Some(failure) => {
                 let error = failure.into_error(task.job.name(), pid);
                 task.sink.complete(task.index, Err(error));

@@ -5,14 +5,27 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use crate::codec;
 use crate::error::{Error, Result};
+use crate::sys::OsHandle;
+use crate::transfer;
+
+/// The encoded result of one task and the OS handles that came with it.
+pub(crate) struct Payload<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) handles: Vec<OsHandle>,
+}
+
+impl Payload<'_> {
+    fn decode<T: DeserializeOwned>(self) -> Result<T> {
+        Ok(transfer::decode(self.bytes, self.handles)?)
+    }
+}
 
 /// Where the replies of one submission go. Called on a pool's reader threads,
 /// never with a pool lock held.
 pub(crate) trait Sink: Send + Sync {
     /// Chunk `index` finished: its encoded result, or why it failed.
-    fn complete(&self, index: usize, result: Result<&[u8]>);
+    fn complete(&self, index: usize, result: Result<Payload<'_>>);
 }
 
 type Callback<T> = Box<dyn FnOnce(Result<T>) + Send>;
@@ -197,9 +210,8 @@ pub(crate) struct SingleSink<R> {
 }
 
 impl<R: DeserializeOwned + Send> Sink for SingleSink<R> {
-    fn complete(&self, _index: usize, result: Result<&[u8]>) {
-        self.cell
-            .fill(result.and_then(|bytes| Ok(codec::decode::<R>(bytes)?)));
+    fn complete(&self, _index: usize, result: Result<Payload<'_>>) {
+        self.cell.fill(result.and_then(Payload::decode::<R>));
     }
 }
 
@@ -243,11 +255,11 @@ impl<R> MapSink<R> {
 }
 
 impl<R: DeserializeOwned + Send> Sink for MapSink<R> {
-    fn complete(&self, index: usize, result: Result<&[u8]>) {
+    fn complete(&self, index: usize, result: Result<Payload<'_>>) {
         if lock(&self.parts).failed {
             return;
         }
-        let decoded = result.and_then(|bytes| Ok(codec::decode::<Vec<R>>(bytes)?));
+        let decoded = result.and_then(Payload::decode::<Vec<R>>);
         match decoded {
             Err(e) => self.fail(e),
             Ok(values) => {
@@ -287,8 +299,8 @@ impl<R> StreamSink<R> {
 }
 
 impl<R: DeserializeOwned + Send> Sink for StreamSink<R> {
-    fn complete(&self, index: usize, result: Result<&[u8]>) {
-        let decoded = result.and_then(|bytes| Ok(codec::decode::<Vec<R>>(bytes)?));
+    fn complete(&self, index: usize, result: Result<Payload<'_>>) {
+        let decoded = result.and_then(Payload::decode::<Vec<R>>);
         // The iterator may have been dropped: then nobody wants the result.
         let _ = lock(&self.tx).send((index, decoded));
     }

@@ -14,6 +14,10 @@ pub(crate) use unix::*;
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::*;
+#[cfg(windows)]
+mod windows_handles;
+#[cfg(windows)]
+pub(crate) use windows_handles::*;
 
 /// Environment variable that marks a re-executed binary as an mp worker.
 pub(crate) const WORKER_MARKER: &str = "__MP_WORKER";
@@ -62,4 +66,18 @@ pub(crate) fn is_launcher_variable(key: &std::ffi::OsStr) -> bool {
     ]
     .iter()
     .any(|p| key.starts_with(p))
+}
+
+/// Borrows an owned handle for a send.
+#[cfg(unix)]
+pub(crate) fn borrow_handle(handle: &OsHandle) -> BorrowedHandle<'_> {
+    use std::os::fd::AsFd;
+    handle.as_fd()
+}
+
+/// Borrows an owned handle for a send.
+#[cfg(windows)]
+pub(crate) fn borrow_handle(handle: &OsHandle) -> BorrowedHandle<'_> {
+    use std::os::windows::io::AsHandle;
+    handle.as_handle()
 }

@@ -1,14 +1,13 @@
 //! The parent's side of one worker: start it, shake hands, send requests, read replies.
 
-use std::io::BufReader;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::children::ChildHandle;
 use crate::error::{Error, Result};
 use crate::registry;
-use crate::sys::{self, ChannelRead, ChannelWrite};
-use crate::wire::{self, Frame, Hello, HelloAck};
+use crate::sys::{self, ChannelRead, ChannelWrite, OsHandle, borrow_handle};
+use crate::wire::{self, Frame, FrameReader, Hello, HelloAck};
 
 /// How long a new worker may take to answer the handshake. Generous: a loaded
 /// CI machine or an emulated platform can take seconds to start a process.
@@ -25,7 +24,7 @@ pub(crate) struct WorkerConn {
 /// Reads replies from one worker.
 #[derive(Debug)]
 pub(crate) struct Reader {
-    input: BufReader<ChannelRead>,
+    input: FrameReader<ChannelRead>,
     max_frame: usize,
 }
 
@@ -39,13 +38,30 @@ pub(crate) struct Writer {
 impl Reader {
     /// The next reply; `Ok(None)` when the worker closed its end (exited).
     pub(crate) fn next(&mut self) -> Result<Option<Frame>> {
-        wire::read_frame(&mut self.input, self.max_frame)
+        self.input.read_frame(self.max_frame)
     }
 }
 
 impl Writer {
     pub(crate) fn send<H: serde::Serialize>(&mut self, header: &H, payload: &[u8]) -> Result<()> {
-        wire::write_frame(&mut self.output, header, payload, &mut self.scratch)
+        wire::write_frame(&mut self.output, header, payload, &[], &mut self.scratch)
+    }
+
+    /// Sends a frame whose payload carries OS handles.
+    pub(crate) fn send_with_handles<H: serde::Serialize>(
+        &mut self,
+        header: &H,
+        payload: &[u8],
+        handles: &[OsHandle],
+    ) -> Result<()> {
+        let borrowed: Vec<_> = handles.iter().map(borrow_handle).collect();
+        wire::write_frame(
+            &mut self.output,
+            header,
+            payload,
+            &borrowed,
+            &mut self.scratch,
+        )
     }
 }
 
@@ -56,7 +72,7 @@ pub(crate) fn launch(name: &str, daemon: bool) -> Result<WorkerConn> {
     })?;
     let child = ChildHandle::register(pid, name.to_string(), daemon);
     let mut reader = Reader {
-        input: BufReader::with_capacity(64 * 1024, channel.read),
+        input: FrameReader::new(channel.read),
         max_frame: 64 * 1024,
     };
     let mut writer = Writer {

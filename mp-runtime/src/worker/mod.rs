@@ -5,18 +5,18 @@
 pub(crate) mod conn;
 
 use std::cell::{Cell, RefCell};
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec;
 use crate::error::{Error, Result};
 use crate::process::Identity;
 use crate::registry;
-use crate::sys;
-use crate::wire::{self, FailureKind, Hello, HelloAck, JobFailure, Reply, Request};
+use crate::sys::{self, OsHandle};
+use crate::transfer::{self, Encoded};
+use crate::wire::{self, FailureKind, FrameReader, Hello, HelloAck, JobFailure, Reply, Request};
 
 /// The arguments of one job call, as received. Built only by the runtime.
 #[doc(hidden)]
@@ -24,12 +24,13 @@ use crate::wire::{self, FailureKind, Hello, HelloAck, JobFailure, Reply, Request
 pub struct Invocation<'a> {
     payload: &'a [u8],
     batch: bool,
+    handles: Vec<OsHandle>,
 }
 
 /// The encoded result of one job call. Built only by the runtime.
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct Outcome(std::result::Result<Vec<u8>, JobFailure>);
+pub struct Outcome(std::result::Result<Encoded, JobFailure>);
 
 thread_local! {
     static IN_JOB: Cell<bool> = const { Cell::new(false) };
@@ -46,20 +47,25 @@ where
     R: Serialize,
     F: Fn(Args) -> R,
 {
-    let encoded = if call.batch {
-        let items: Vec<Args> = match codec::decode(call.payload) {
+    let Invocation {
+        payload,
+        batch,
+        handles,
+    } = call;
+    let encoded = if batch {
+        let items: Vec<Args> = match transfer::decode(payload, handles) {
             Ok(items) => items,
             Err(e) => return Outcome::codec(e.message()),
         };
         catch_job(|| items.into_iter().map(&job).collect::<Vec<R>>())
-            .and_then(|results| codec::encode(&results).map_err(|e| codec_failure(e.message())))
+            .and_then(|results| transfer::encode(&results).map_err(|e| codec_failure(e.message())))
     } else {
-        let args: Args = match codec::decode(call.payload) {
+        let args: Args = match transfer::decode(payload, handles) {
             Ok(args) => args,
             Err(e) => return Outcome::codec(e.message()),
         };
         catch_job(|| job(args))
-            .and_then(|r| codec::encode(&r).map_err(|e| codec_failure(e.message())))
+            .and_then(|r| transfer::encode(&r).map_err(|e| codec_failure(e.message())))
     };
     Outcome(encoded)
 }
@@ -145,11 +151,11 @@ fn serve(boot: sys::WorkerBoot) -> Result<i32> {
         channel,
         parent_pid,
     } = boot;
-    let mut reader = BufReader::with_capacity(64 * 1024, &channel.read);
-    let mut writer = &channel.write;
+    let mut reader = FrameReader::new(channel.read);
+    let mut writer = channel.write;
     let mut scratch = Vec::with_capacity(256);
 
-    let Some(frame) = wire::read_frame(&mut reader, 64 * 1024)? else {
+    let Some(frame) = reader.read_frame(64 * 1024)? else {
         return Ok(0);
     };
     let hello: Hello<'_> = frame.header()?;
@@ -161,7 +167,7 @@ fn serve(boot: sys::WorkerBoot) -> Result<i32> {
         pid: std::process::id(),
         jobs: registry::len() as u32,
     };
-    wire::write_frame(&mut writer, &ack, &[], &mut scratch)?;
+    wire::write_frame(&mut writer, &ack, &[], &[], &mut scratch)?;
     if hello.magic != wire::MAGIC
         || hello.protocol != wire::PROTOCOL_VERSION
         || hello.fingerprint != fingerprint
@@ -175,12 +181,13 @@ fn serve(boot: sys::WorkerBoot) -> Result<i32> {
 
     let mut last_failed = false;
     loop {
-        let Some(frame) = wire::read_frame(&mut reader, max_frame)? else {
+        let Some(mut frame) = reader.read_frame(max_frame)? else {
             return Ok(0);
         };
+        let handles = frame.take_handles();
         match frame.header::<Request<'_>>()? {
             Request::Task { id, job, batch } => {
-                let outcome = run_job(job, frame.payload(), batch);
+                let outcome = run_job(job, frame.payload(), batch, handles);
                 let _ = std::io::stdout().flush();
                 last_failed = outcome.is_err();
                 send_outcome(
@@ -194,7 +201,7 @@ fn serve(boot: sys::WorkerBoot) -> Result<i32> {
                 )?;
             }
             Request::Init { job } => {
-                let outcome = run_job(job, frame.payload(), false);
+                let outcome = run_job(job, frame.payload(), false, handles);
                 let _ = std::io::stdout().flush();
                 send_outcome(
                     &mut writer,
@@ -214,29 +221,45 @@ fn serve(boot: sys::WorkerBoot) -> Result<i32> {
 }
 
 fn send_outcome(
-    writer: &mut &sys::ChannelWrite,
+    writer: &mut sys::ChannelWrite,
     scratch: &mut Vec<u8>,
-    outcome: std::result::Result<Vec<u8>, JobFailure>,
+    outcome: std::result::Result<Encoded, JobFailure>,
     reply: impl Fn(Option<JobFailure>) -> Reply,
 ) -> Result<()> {
     match outcome {
-        Ok(bytes) => match wire::write_frame(&mut *writer, &reply(None), &bytes, scratch) {
-            // The result itself is too large: say so instead of the result.
-            Err(Error::Codec(e)) => wire::write_frame(
-                &mut *writer,
-                &reply(Some(codec_failure(e.message()))),
-                &[],
-                scratch,
-            ),
-            other => other,
-        },
-        Err(failure) => wire::write_frame(&mut *writer, &reply(Some(failure)), &[], scratch),
+        Ok(encoded) => {
+            let handles: Vec<_> = encoded.handles.iter().map(sys::borrow_handle).collect();
+            match wire::write_frame(writer, &reply(None), &encoded.bytes, &handles, scratch) {
+                // The result itself is too large: say so instead of the result.
+                Err(Error::Codec(e)) => wire::write_frame(
+                    writer,
+                    &reply(Some(codec_failure(e.message()))),
+                    &[],
+                    &[],
+                    scratch,
+                ),
+                other => other,
+            }
+        }
+        Err(failure) => wire::write_frame(writer, &reply(Some(failure)), &[], &[], scratch),
     }
 }
 
-fn run_job(name: &str, payload: &[u8], batch: bool) -> std::result::Result<Vec<u8>, JobFailure> {
+fn run_job(
+    name: &str,
+    payload: &[u8],
+    batch: bool,
+    handles: Vec<OsHandle>,
+) -> std::result::Result<Encoded, JobFailure> {
     match registry::job_named(name) {
-        Some(entry) => (entry.invoke)(Invocation { payload, batch }).0,
+        Some(entry) => {
+            (entry.invoke)(Invocation {
+                payload,
+                batch,
+                handles,
+            })
+            .0
+        }
         None => Err(JobFailure {
             kind: FailureKind::UnknownJob,
             message: format!(

@@ -8,10 +8,12 @@
 //! the parent dies, however it dies. On Linux `PR_SET_PDEATHSIG` adds a second,
 //! faster guard.
 
+mod fdpass;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux;
 mod posix;
 
+pub(crate) use fdpass::*;
 pub(crate) use posix::*;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]

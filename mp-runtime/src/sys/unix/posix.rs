@@ -279,3 +279,49 @@ pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit ends the process; no Rust invariants outlive it.
     unsafe { libc::_exit(code) }
 }
+
+/// A byte stream between processes, for `pipe()`.
+pub(crate) type Stream = UnixStream;
+
+/// A connected pair of streams.
+pub(crate) fn stream_pair() -> io::Result<(Stream, Stream)> {
+    UnixStream::pair()
+}
+
+/// Borrows a stream's handle, for sending it to another process.
+pub(crate) fn borrow_stream(stream: &Stream) -> std::os::fd::BorrowedFd<'_> {
+    use std::os::fd::AsFd;
+    stream.as_fd()
+}
+
+/// A stream from a received handle.
+pub(crate) fn stream_from_handle(handle: OwnedFd) -> Stream {
+    UnixStream::from(handle)
+}
+
+/// Waits up to `timeout` for `stream` to be readable (data, or the peer closed).
+pub(crate) fn poll_readable(stream: &Stream, timeout: Duration) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // Round up so a short timeout still waits rather than spinning.
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        let mut fd = libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `fd` is one valid pollfd that outlives the call.
+        let n = unsafe { libc::poll(&mut fd, 1, ms) };
+        if n > 0 {
+            return Ok(true);
+        }
+        if n == 0 {
+            return Ok(false);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `pipe()`: a duplex connection between two processes, like `multiprocessing.Pipe`.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+use crate::sys::{self, Stream};
+use crate::transfer;
+use crate::wire::{self, FrameReader};
+
+/// Creates a connected pair of duplex [`Connection`]s: what one end sends, the
+/// other receives, in both directions.
+///
+/// ```
+/// let (a, b) = mp::pipe::<String>()?;
+/// a.send(&"ping".to_string())?;
+/// assert_eq!(b.recv()?, "ping");
+/// b.send(&"pong".to_string())?;
+/// assert_eq!(a.recv()?, "pong");
+/// # Ok::<(), mp::Error>(())
+/// ```
+pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
+    let (a, b) = sys::stream_pair().map_err(|e| Error::io("creating a pipe", e))?;
+    Ok((Connection::from_stream(a)?, Connection::from_stream(b)?))
+}
+
+/// One end of a [`pipe`]. Clone it, or pass it to a job (as an argument, also
+/// inside tuples, `Vec`s and your own structs): every copy is the same end.
+///
+/// Messages are whole: a `recv` returns exactly one `send`. When every copy of
+/// the other end is gone (dropped, or its process exited), `recv` returns
+/// `Err(Disconnected)` instead of waiting forever. Keep only the copies you use:
+/// an unused copy of the other end held by this process keeps it open.
+///
+/// One reader and one writer per end at a time (as in Python); within one
+/// process, concurrent calls are serialized.
+pub struct Connection<T> {
+    inner: Arc<Inner>,
+    _message: PhantomData<fn(T) -> T>,
+}
+
+struct Inner {
+    // The stream is shared by the reading and writing halves, each behind its
+    // own lock so a blocked `recv` never holds up a `send`.
+    reader: Mutex<FrameReader<Stream>>,
+    writer: Mutex<(Stream, Vec<u8>)>,
+}
+
+impl<T> std::fmt::Debug for Connection<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("message", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl<T> Clone for Connection<T> {
+    fn clone(&self) -> Self {
+        Connection {
+            inner: Arc::clone(&self.inner),
+            _message: PhantomData,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn map_io(context: &'static str) -> impl Fn(std::io::Error) -> Error {
+    move |e| Error::io(context, e)
+}
+
+impl<T> Connection<T> {
+    fn from_stream(stream: Stream) -> Result<Self> {
+        let writer = stream
+            .try_clone()
+            .map_err(map_io("duplicating a pipe end"))?;
+        // No read-ahead: bytes buffered here would be lost if this end were
+        // then sent to another process.
+        let reader = FrameReader::exact(stream);
+        Ok(Connection {
+            inner: Arc::new(Inner {
+                reader: Mutex::new(reader),
+                writer: Mutex::new((writer, Vec::new())),
+            }),
+            _message: PhantomData,
+        })
+    }
+
+    /// Sends raw bytes as one message; the peer reads them with [`recv_bytes`](Self::recv_bytes).
+    pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
+        let mut writer = lock(&self.inner.writer);
+        let (stream, scratch) = &mut *writer;
+        wire::write_frame(stream, &(), bytes, &[], scratch)
+    }
+
+    /// Receives one message as raw bytes.
+    pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+        let mut reader = lock(&self.inner.reader);
+        match reader.read_frame(wire::max_frame_size())? {
+            Some(frame) => Ok(frame.payload().to_vec()),
+            None => Err(Error::Disconnected),
+        }
+    }
+
+    /// True if a message can be received without waiting, waiting up to `timeout`
+    /// for one (`None`: do not wait). A closed peer also counts as ready (the
+    /// next `recv` reports it).
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
+        let reader = lock(&self.inner.reader);
+        if reader.has_buffered() {
+            return Ok(true);
+        }
+        sys::poll_readable(reader.get_ref(), timeout.unwrap_or(Duration::ZERO))
+            .map_err(map_io("polling a pipe"))
+    }
+}
+
+impl<T: Serialize> Connection<T> {
+    /// Sends one message. Handles inside it (queues, pipes, shared memory) travel too.
+    pub fn send(&self, message: &T) -> Result<()> {
+        let encoded = transfer::encode(message)?;
+        let handles: Vec<_> = encoded.handles.iter().map(sys::borrow_handle).collect();
+        let mut writer = lock(&self.inner.writer);
+        let (stream, scratch) = &mut *writer;
+        wire::write_frame(stream, &(), &encoded.bytes, &handles, scratch)
+    }
+}
+
+impl<T: DeserializeOwned> Connection<T> {
+    /// Receives one message, waiting for it; `Err(Disconnected)` when the peer is gone.
+    pub fn recv(&self) -> Result<T> {
+        let mut frame = {
+            let mut reader = lock(&self.inner.reader);
+            match reader.read_frame(wire::max_frame_size())? {
+                Some(frame) => frame,
+                None => return Err(Error::Disconnected),
+            }
+        };
+        let handles = frame.take_handles();
+        Ok(transfer::decode(frame.payload(), handles)?)
+    }
+
+    /// Receives one message, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
+        if self.poll(Some(timeout))? {
+            self.recv()
+        } else {
+            Err(Error::Timeout { after: timeout })
+        }
+    }
+}
+
+impl<T> Serialize for Connection<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let reader = lock(&self.inner.reader);
+        let index = transfer::attach(sys::borrow_stream(reader.get_ref()))
+            .map_err(serde::ser::Error::custom)?;
+        serializer.serialize_u32(index)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Connection<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let index = u32::deserialize(deserializer)?;
+        let handle = transfer::detach(index).map_err(serde::de::Error::custom)?;
+        Connection::from_stream(sys::stream_from_handle(handle)).map_err(serde::de::Error::custom)
+    }
+}

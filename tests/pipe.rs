@@ -1,0 +1,149 @@
+//! `mp::pipe`: duplex connections between processes, handles passed to jobs.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Msg {
+    Items(Vec<i64>, String),
+    Text(String),
+    Blob(#[serde(with = "serde_bytes")] Vec<u8>),
+}
+
+/// Seed 003: the child sends a list, then reads the parent's answer.
+#[mp::job]
+fn child_talks(conn: mp::Connection<Msg>) -> Msg {
+    conn.send(&Msg::Items(vec![12, 42], "hello".into()))
+        .unwrap();
+    conn.recv().unwrap()
+}
+
+#[mp::job]
+fn echo_until_closed(conn: mp::Connection<Msg>) -> usize {
+    let mut n = 0;
+    while let Ok(msg) = conn.recv() {
+        conn.send(&msg).unwrap();
+        n += 1;
+    }
+    n
+}
+
+#[derive(Serialize, Deserialize)]
+struct Job {
+    id: u32,
+    reply: mp::Connection<u32>,
+}
+
+#[mp::job]
+fn reply_through(jobs: Vec<Job>) -> u32 {
+    for job in &jobs {
+        job.reply.send(&(job.id * 10)).unwrap();
+    }
+    jobs.len() as u32
+}
+
+#[mp::job]
+fn send_then_die(conn: mp::Connection<u32>) {
+    conn.send(&1).unwrap();
+    conn.send(&2).unwrap();
+    std::process::abort();
+}
+
+#[mp::job]
+fn hold_forever(conn: mp::Connection<u32>) {
+    let _keep = conn;
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn duplex_in_one_process() {
+    let (a, b) = mp::pipe::<Msg>().unwrap();
+    a.send(&Msg::Text("ping".into())).unwrap();
+    assert_eq!(b.recv().unwrap(), Msg::Text("ping".into()));
+    b.send(&Msg::Text("pong".into())).unwrap();
+    assert_eq!(a.recv().unwrap(), Msg::Text("pong".into()));
+    a.send_bytes(b"raw").unwrap();
+    assert_eq!(b.recv_bytes().unwrap(), b"raw");
+}
+
+#[test]
+fn poll_waits_for_data() {
+    let (a, b) = mp::pipe::<u32>().unwrap();
+    assert!(!b.poll(None).unwrap());
+    assert!(!b.poll(Some(Duration::from_millis(20))).unwrap());
+    assert!(matches!(
+        b.recv_timeout(Duration::from_millis(10)),
+        Err(mp::Error::Timeout { .. })
+    ));
+    a.send(&7).unwrap();
+    assert!(b.poll(Some(Duration::from_secs(5))).unwrap());
+    assert_eq!(b.recv().unwrap(), 7);
+}
+
+#[test]
+fn talks_with_a_process() {
+    let (parent, child) = mp::pipe::<Msg>().unwrap();
+    let p = mp::Process::spawn(child_talks, (child,)).unwrap();
+    assert_eq!(
+        parent.recv().unwrap(),
+        Msg::Items(vec![12, 42], "hello".into())
+    );
+    parent.send(&Msg::Text("hi, child".into())).unwrap();
+    assert_eq!(p.join().unwrap(), Msg::Text("hi, child".into()));
+}
+
+#[test]
+fn disconnected_when_the_peer_exits() {
+    let (parent, child) = mp::pipe::<Msg>().unwrap();
+    let p = mp::Process::spawn(echo_until_closed, (child,)).unwrap();
+    for i in 0..100 {
+        parent.send(&Msg::Items(vec![i], String::new())).unwrap();
+        assert_eq!(parent.recv().unwrap(), Msg::Items(vec![i], String::new()));
+    }
+    // Closing our end ends the child's loop; its return proves it saw Disconnected.
+    drop(parent);
+    assert_eq!(p.join().unwrap(), 100);
+}
+
+#[test]
+fn a_peer_killed_mid_stream_is_disconnected_not_a_hang() {
+    let (parent, child) = mp::pipe::<u32>().unwrap();
+    let p = mp::Process::spawn(send_then_die, (child,)).unwrap();
+    assert_eq!(parent.recv().unwrap(), 1);
+    assert_eq!(parent.recv().unwrap(), 2);
+    assert!(matches!(parent.recv(), Err(mp::Error::Disconnected)));
+    assert!(matches!(p.join(), Err(mp::Error::WorkerDied { .. })));
+
+    let (parent, child) = mp::pipe::<u32>().unwrap();
+    let p = mp::Process::spawn(hold_forever, (child,)).unwrap();
+    assert!(!parent.poll(Some(Duration::from_millis(50))).unwrap());
+    p.kill().unwrap();
+    assert!(matches!(parent.recv(), Err(mp::Error::Disconnected)));
+}
+
+#[test]
+fn large_messages_cross() {
+    let (parent, child) = mp::pipe::<Msg>().unwrap();
+    let p = mp::Process::spawn(echo_until_closed, (child,)).unwrap();
+    let blob: Vec<u8> = (0..32 << 20).map(|i: u32| (i % 251) as u8).collect();
+    parent.send(&Msg::Blob(blob.clone())).unwrap();
+    assert_eq!(parent.recv().unwrap(), Msg::Blob(blob));
+    drop(parent);
+    assert_eq!(p.join().unwrap(), 1);
+}
+
+#[test]
+fn connections_travel_inside_pool_tasks() {
+    let pool = mp::Pool::new(2).unwrap();
+    let mut receivers = Vec::new();
+    let mut jobs = Vec::new();
+    for id in 0..5 {
+        let (tx, rx) = mp::pipe::<u32>().unwrap();
+        jobs.push(Job { id, reply: tx });
+        receivers.push(rx);
+    }
+    assert_eq!(pool.apply(reply_through, (jobs,)).unwrap(), 5);
+    let got: Vec<u32> = receivers.iter().map(|rx| rx.recv().unwrap()).collect();
+    assert_eq!(got, vec![0, 10, 20, 30, 40]);
+}
