@@ -133,6 +133,9 @@
 //!   [`max_frame_size`] bytes (1 GiB by default, `MP_MAX_FRAME_SIZE`).
 //! - With `panic = "abort"` a panicking job kills its worker: the task fails with
 //!   `WorkerDied` instead of `JobPanicked`.
+//! - Worker stdout and stderr are the parent's. Lines printed by several workers
+//!   at once can interleave; Rust's `eprintln!` may even split one line into
+//!   pieces, so write a whole line with one `write_all` when that matters.
 //! - A worker runs the binary's code that runs before `main` (static constructors)
 //!   again; keep such code free of side effects.
 //! - `#[mp::main]` cannot exist beside `mp::main!` in stable Rust (a name cannot be

@@ -503,3 +503,17 @@ fn many_threads_share_one_pool() {
         }
     });
 }
+
+#[test]
+fn a_short_task_does_not_wait_behind_a_long_one() {
+    let pool = pool2();
+    // Warm both workers so both are started and idle.
+    let _ = pool.map(square, 0..4u64).unwrap();
+    for _ in 0..2 {
+        let long = pool.apply_async(sleep_ms, (1_500,));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(pool.apply(sleep_ms, (1,)).unwrap(), 1);
+        assert!(!long.ready(), "the short task waited for the long one");
+        assert_eq!(long.get().unwrap(), 1_500);
+    }
+}

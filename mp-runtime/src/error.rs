@@ -28,8 +28,8 @@ pub enum Error {
     },
     /// The worker process died (killed, aborted, crashed) before it answered.
     #[error(
-        "worker process {pid} {exit}{}: it was killed or crashed (a segfault, an abort, \
-         or `kill -9`); its tasks failed, the rest of the work goes on",
+        "worker process {pid} {exit}{} before it could answer: it was stopped (terminate(), \
+         kill) or crashed (a segfault, an abort)",
         job_suffix(.job)
     )]
     WorkerDied {

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -34,6 +34,34 @@ use crate::worker::conn::{self, Reader, WorkerConn, Writer};
 
 /// Tasks sent ahead to one worker: one running, one waiting in its channel.
 const PIPELINE_DEPTH: usize = 2;
+
+/// A task is queued behind a running one only if that one started this recently:
+/// short tasks then flow without a pause, and a short task never waits behind a
+/// long one while another worker could take it.
+const PIPELINE_WINDOW: Duration = Duration::from_millis(1);
+
+impl State {
+    /// Whether slot `slot` should take another task now.
+    fn may_take(&self, slot: usize) -> bool {
+        let s = &self.slots[slot];
+        if s.in_flight.is_empty() {
+            return true;
+        }
+        if s.in_flight.len() >= PIPELINE_DEPTH
+            || s.front_since.is_none_or(|t| t.elapsed() > PIPELINE_WINDOW)
+        {
+            return false;
+        }
+        // Leave it to a worker that has nothing to do.
+        !self.slots.iter().enumerate().any(|(i, other)| {
+            i != slot
+                && other.started
+                && !other.dead
+                && !other.retiring
+                && other.in_flight.is_empty()
+        })
+    }
+}
 
 static NEXT_WORKER: AtomicUsize = AtomicUsize::new(1);
 
@@ -101,6 +129,8 @@ struct State {
 struct Slot {
     child: Option<Arc<ChildHandle>>,
     in_flight: VecDeque<Task>,
+    /// When the task at the front of `in_flight` started running.
+    front_since: Option<Instant>,
     sent: usize,
     dead: bool,
     retiring: bool,
@@ -806,12 +836,15 @@ fn feed(shared: &Shared, slot: usize, writer: &mut Writer, child: &ChildHandle) 
                     if s.in_flight.is_empty() {
                         break None;
                     }
-                } else if s.in_flight.len() < PIPELINE_DEPTH
+                } else if state.may_take(slot)
                     && let Some(task) = state.queue.pop_front()
                 {
                     let request = (task.id, task.job, task.batch, Arc::clone(&task.payload));
                     let limit = shared.max_tasks_per_child;
                     let s = &mut state.slots[slot];
+                    if s.in_flight.is_empty() {
+                        s.front_since = Some(Instant::now());
+                    }
                     s.in_flight.push_back(task);
                     s.sent += 1;
                     if limit.is_some_and(|limit| s.sent >= limit) {
@@ -865,7 +898,11 @@ fn drain(shared: &Shared, slot: usize, reader: &mut Reader, child: &ChildHandle)
             let mut state = shared.lock();
             let s = &mut state.slots[slot];
             match s.in_flight.front() {
-                Some(task) if task.id == id => s.in_flight.pop_front(),
+                Some(task) if task.id == id => {
+                    let done = s.in_flight.pop_front();
+                    s.front_since = (!s.in_flight.is_empty()).then(Instant::now);
+                    done
+                }
                 _ => None,
             }
         };
