@@ -23,7 +23,11 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     if sig.ident != "main" {
         return Err(syn::Error::new(
             sig.ident.span(),
-            "the entry guard wraps `fn main`, not another function",
+            format!(
+                "the entry guard goes on `fn main`, not `fn {}`: rename it to `main`, the \
+                 program's entry point",
+                sig.ident
+            ),
         ));
     }
     if let Some(token) = &sig.asyncness {
@@ -34,15 +38,15 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         ));
     }
     if !sig.inputs.is_empty() {
-        return Err(syn::Error::new(
-            sig.inputs.span(),
-            "`fn main` takes no arguments",
+        return Err(syn::Error::new_spanned(
+            &sig.inputs,
+            "`fn main` takes no arguments: read them with `std::env::args()`",
         ));
     }
     if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new(
-            sig.generics.span(),
-            "`fn main` cannot be generic",
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "`fn main` cannot be generic: remove the generic parameters",
         ));
     }
     let krate = options.krate();

@@ -1,6 +1,7 @@
 //! Options shared by the macros: `crate = "path"`.
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::parse::Parser;
 
 /// Parsed macro options.
@@ -15,7 +16,7 @@ impl Options {
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("crate") {
                 if options.krate.is_some() {
-                    return Err(meta.error("duplicate `crate` option"));
+                    return Err(meta.error("duplicate `crate` option: give it once"));
                 }
                 let value: syn::LitStr = meta.value()?.parse()?;
                 let path = value.parse::<syn::Path>().map_err(|_| {
@@ -27,7 +28,11 @@ impl Options {
                 options.krate = Some((path, value.span()));
                 Ok(())
             } else {
-                Err(meta.error("unknown option; the only option is `crate = \"path\"`"))
+                let key = meta.path.to_token_stream().to_string().replace(' ', "");
+                Err(syn::Error::new_spanned(
+                    &meta.path,
+                    format!("unknown option `{key}`: the only option is `crate = \"path\"`"),
+                ))
             }
         });
         parser.parse2(args)?;

@@ -1,0 +1,6 @@
+#[mp::entry]
+fn run() {}
+
+fn main() {
+    run();
+}

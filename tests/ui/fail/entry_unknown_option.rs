@@ -1,0 +1,2 @@
+#[mp::entry(flavor = "multi_thread")]
+fn main() {}

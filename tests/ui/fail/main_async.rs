@@ -1,0 +1,5 @@
+mp::main! {
+    async fn main() {
+        println!("hello");
+    }
+}

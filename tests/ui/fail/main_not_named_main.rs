@@ -1,0 +1,9 @@
+mp::main! {
+    fn start() {
+        println!("hello");
+    }
+}
+
+fn main() {
+    start();
+}

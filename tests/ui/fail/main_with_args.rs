@@ -1,0 +1,5 @@
+mp::main! {
+    fn main(args: Vec<String>) {
+        println!("{args:?}");
+    }
+}

@@ -1,0 +1,8 @@
+#[mp::job]
+fn name() -> &'static str {
+    "mp"
+}
+
+fn main() {
+    assert_eq!(name(), "mp");
+}

@@ -1,0 +1,8 @@
+#[mp::job(foo = 1)]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn main() {
+    assert_eq!(square(2), 4);
+}

@@ -1,0 +1,4 @@
+#[mp::entry(crate = "::mp")]
+fn main() -> Result<(), mp::Error> {
+    Ok(())
+}

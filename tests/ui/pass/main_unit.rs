@@ -1,0 +1,5 @@
+mp::main! {
+    fn main() {
+        assert!(!mp::current_process().is_worker());
+    }
+}
