@@ -174,3 +174,37 @@ pub use mp_macros::main;
 /// [`main!`] as an attribute: `#[mp::entry] fn main() { .. }`.
 #[doc(inline)]
 pub use mp_macros::entry;
+
+/// Derives [`Pod`](trait@Pod) for a `#[repr(C)]` struct whose fields are all `Pod`,
+/// so it can live in a [`Value`] or an [`Array`] shared between processes.
+///
+/// ```
+/// #[derive(Clone, Copy, Debug, PartialEq, mp::Pod)]
+/// #[repr(C)]
+/// struct Stats {
+///     count: u64,
+///     mean: f64,
+///     last: [i32; 4],
+/// }
+///
+/// #[mp::job]
+/// fn record(stats: mp::Value<Stats>, x: i32) {
+///     let mut s = stats.lock().unwrap();
+///     s.mean = (s.mean * s.count as f64 + x as f64) / (s.count + 1) as f64;
+///     s.count += 1;
+///     s.last = [s.last[1], s.last[2], s.last[3], x];
+/// }
+///
+/// let stats = mp::Value::new(Stats { count: 0, mean: 0.0, last: [0; 4] })?;
+/// mp::Process::spawn(record, (stats.clone(), 4))?.join()?;
+/// mp::Process::spawn(record, (stats.clone(), 8))?.join()?;
+/// assert_eq!(stats.get()?, Stats { count: 2, mean: 6.0, last: [0, 0, 4, 8] });
+/// # Ok::<(), mp::Error>(())
+/// ```
+///
+/// A field that is not `Pod` (a reference, `Box`, `Vec`, `String`, ...) is a
+/// compile error naming the field, as is a struct without `#[repr(C)]` (or
+/// `#[repr(transparent)]`), an enum or a union. `#[mp(crate = "path::to::mp")]`
+/// sets the path of `mp` in the generated code.
+#[doc(inline)]
+pub use mp_macros::Pod;

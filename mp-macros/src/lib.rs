@@ -6,6 +6,7 @@
 mod entry;
 mod job;
 mod options;
+mod pod;
 
 use proc_macro::TokenStream;
 
@@ -25,4 +26,10 @@ pub fn main(item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn entry(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(args.into(), item.into()).into()
+}
+
+/// Marks a `#[repr(C)]` struct of `Pod` fields as plain old data. See `mp::Pod`.
+#[proc_macro_derive(Pod, attributes(mp))]
+pub fn derive_pod(item: TokenStream) -> TokenStream {
+    pod::expand(item.into()).into()
 }

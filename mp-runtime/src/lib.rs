@@ -11,11 +11,15 @@ mod codec;
 mod error;
 mod job;
 mod pipe;
+mod pod;
 mod pool;
 mod process;
 mod registry;
+mod shm;
+mod sync;
 mod sys;
 mod transfer;
+mod value;
 mod wire;
 mod worker;
 
@@ -23,11 +27,18 @@ pub use bootstrap::init;
 pub use error::{CodecError, Error, ExitStatus, Result};
 pub use job::Job;
 pub use pipe::{Connection, pipe};
+pub use pod::Pod;
 pub use pool::{AsyncResult, Imap, Pool, PoolBuilder, pool};
 pub use process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process,
     parent_process,
 };
+pub use shm::SharedMemory;
+pub use sync::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
+    Waitable,
+};
+pub use value::{Array, ArrayGuard, Value, ValueGuard};
 pub use wire::{max_frame_size, set_max_frame_size};
 
 /// What `#[mp::job]` and `mp::main!` expand to. Not a public API.

@@ -24,7 +24,7 @@ thread_local! {
     static HANDLE_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-fn remember(message: String) -> String {
+pub(crate) fn remember(message: String) -> String {
     HANDLE_ERROR.with(|cell| *cell.borrow_mut() = Some(message.clone()));
     message
 }

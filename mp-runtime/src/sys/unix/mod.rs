@@ -9,9 +9,11 @@
 //! faster guard.
 
 mod fdpass;
+pub(crate) mod futex;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux;
 mod posix;
+pub(crate) mod shm;
 
 pub(crate) use fdpass::*;
 pub(crate) use posix::*;
