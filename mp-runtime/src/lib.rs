@@ -14,6 +14,7 @@ mod pipe;
 mod pod;
 mod pool;
 mod process;
+mod queue;
 mod registry;
 mod shm;
 mod sync;
@@ -33,6 +34,7 @@ pub use process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process,
     parent_process,
 };
+pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use shm::SharedMemory;
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
