@@ -10,6 +10,7 @@ mod children;
 mod codec;
 mod error;
 mod job;
+mod manager;
 mod pipe;
 mod pod;
 mod pool;
@@ -27,6 +28,11 @@ mod worker;
 pub use bootstrap::init;
 pub use error::{CodecError, Error, ExitStatus, Result};
 pub use job::Job;
+pub use manager::{
+    BarrierProxy, ConditionProxy, ConditionProxyGuard, DictProxy, EventProxy, ListProxy, LockProxy,
+    LockProxyGuard, Manager, NamespaceProxy, QueueProxy, RLockProxy, RLockProxyGuard,
+    SemaphoreProxy, ValueProxy,
+};
 pub use pipe::{Connection, pipe};
 pub use pod::Pod;
 pub use pool::{AsyncResult, Imap, Pool, PoolBuilder, pool};
