@@ -105,12 +105,10 @@ pub fn active_children() -> Vec<ProcessInfo> {
         .collect()
 }
 
-/// The number of CPUs this process may use: the CPU affinity mask and the cgroup
-/// CPU quota are respected, so a container limited to 2 CPUs reports 2.
+/// The number of CPUs this process may use: the CPU affinity mask (and on Linux
+/// the cgroup CPU quota) is respected, so a container limited to 2 CPUs reports 2.
 pub fn cpu_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    crate::sys::cpu_count()
 }
 
 static NEXT_PROCESS: AtomicUsize = AtomicUsize::new(1);
@@ -198,7 +196,7 @@ fn spawn_entry<R>(
         .spawn(move || match conn::launch(&name, daemon) {
             Ok(conn) => {
                 let _ = started_tx.send(Ok(Arc::clone(&conn.child)));
-                monitor(conn, entry, &payload, &slot);
+                monitor(conn, entry, payload, &slot);
             }
             Err(e) => {
                 let _ = started_tx.send(Err(e));
@@ -219,8 +217,8 @@ fn spawn_entry<R>(
 /// Sends the one task, records the reply, reaps the child.
 fn monitor(
     conn: WorkerConn,
-    entry: &'static JobEntry,
-    payload: &Encoded,
+        entry: &'static JobEntry,
+    payload: Encoded,
     slot: &Mutex<Option<Result<Frame>>>,
 ) {
     let WorkerConn {
@@ -240,6 +238,9 @@ fn monitor(
             &payload.handles,
         )
         .and_then(|()| writer.send(&Request::Shutdown { report_last: true }, &[]));
+    // The child has its own copies of the handles now: ours must not keep, say,
+    // the far end of a pipe open after the child is gone.
+    drop(payload);
     let outcome = match sent {
         Err(Error::Disconnected) => None,
         Err(e) => {
