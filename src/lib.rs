@@ -208,3 +208,26 @@ pub use mp_macros::entry;
 /// sets the path of `mp` in the generated code.
 #[doc(inline)]
 pub use mp_macros::Pod;
+
+// Lets this crate's own unit tests use `#[mp::job]`, whose expansion names `::mp`.
+#[cfg(test)]
+extern crate self as mp;
+
+#[cfg(test)]
+mod tests {
+    #[crate::job]
+    fn double(x: u32) -> u32 {
+        x * 2
+    }
+
+    /// Pools and processes work in unit tests with no setup: the test harness
+    /// re-executed as a worker never runs its tests.
+    #[test]
+    fn pools_and_processes_work_in_unit_tests() {
+        let pool = crate::Pool::new(2).unwrap();
+        assert_eq!(pool.map(double, 0..5u32).unwrap(), vec![0, 2, 4, 6, 8]);
+        let p = crate::Process::spawn(double, (21,)).unwrap();
+        assert_ne!(p.pid(), std::process::id());
+        assert_eq!(p.join().unwrap(), 42);
+    }
+}
