@@ -169,6 +169,7 @@ impl<'de, T> Deserialize<'de> for Connection<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let index = u32::deserialize(deserializer)?;
         let handle = transfer::detach(index).map_err(serde::de::Error::custom)?;
-        Connection::from_stream(sys::stream_from_handle(handle)).map_err(serde::de::Error::custom)
+        Connection::from_stream(sys::stream_from_handle(handle))
+            .map_err(|e| serde::de::Error::custom(transfer::remember(e.to_string())))
     }
 }

@@ -217,7 +217,7 @@ fn spawn_entry<R>(
 /// Sends the one task, records the reply, reaps the child.
 fn monitor(
     conn: WorkerConn,
-        entry: &'static JobEntry,
+    entry: &'static JobEntry,
     payload: Encoded,
     slot: &Mutex<Option<Result<Frame>>>,
 ) {

@@ -188,9 +188,9 @@ impl<'de> Deserialize<'de> for Segment {
         let handle = transfer::detach(index).map_err(serde::de::Error::custom)?;
         let len = usize::try_from(len).map_err(serde::de::Error::custom)?;
         Segment::map_received(handle, len).map_err(|e| {
-            serde::de::Error::custom(format!(
+            serde::de::Error::custom(transfer::remember(format!(
                 "could not map a received shared memory segment: {e}"
-            ))
+            )))
         })
     }
 }
@@ -405,7 +405,8 @@ impl<S> Serialize for Region<S> {
 impl<'de, S: SharedState> Deserialize<'de> for Region<S> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let segment = Segment::deserialize(d)?;
-        Region::from_segment(segment).map_err(serde::de::Error::custom)
+        Region::from_segment(segment)
+            .map_err(|e| serde::de::Error::custom(transfer::remember(e.to_string())))
     }
 }
 
