@@ -70,6 +70,45 @@
 //! # Ok::<(), mp::Error>(())
 //! ```
 //!
+//! ## Queues, pipes and shared state
+//!
+//! [`Queue`], [`JoinableQueue`], [`SimpleQueue`] and [`pipe`] carry messages
+//! between processes. [`Value`], [`Array`], [`SharedMemory`], [`Lock`],
+//! [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`] and
+//! [`Barrier`] share state through shared memory, with no server process; a
+//! [`Manager`] keeps objects in a server process, reachable by address. Each of
+//! them is a value: clone it, and pass it to a job as an argument of
+//! `Process::spawn`, of a pool initializer, or of an ordinary pool task (Python
+//! refuses that), also inside tuples, `Vec`s and your own structs. The OS handle
+//! inside travels with the value; `docs/handles.md` in the repository says how.
+//!
+//! ```
+//! #[mp::job]
+//! fn square_all(tasks: mp::Queue<Option<u32>>, results: mp::Queue<u32>) {
+//!     while let Some(n) = tasks.get().unwrap() {   // until the `None` sentinel
+//!         results.put(n * n).unwrap();
+//!     }
+//! }
+//!
+//! let tasks = mp::Queue::bounded(2)?;                // put waits while it is full
+//! let results = mp::Queue::new()?;
+//! let p = mp::Process::spawn(square_all, (tasks.clone(), results.clone()))?;
+//! for n in [1, 2, 3] {
+//!     tasks.put(Some(n))?;
+//! }
+//! tasks.put(None)?;
+//! p.join()?;
+//! assert_eq!([results.get()?, results.get()?, results.get()?], [1, 4, 9]);
+//! assert!(results.is_empty());
+//! # Ok::<(), mp::Error>(())
+//! ```
+//!
+//! A queue holds encoded items in shared memory, so handles cannot travel
+//! *through* a queue (`put` says so with a `Codec` error); send them through a
+//! [`Connection`] or as job arguments. A lock whose holder died is not a
+//! deadlock: the next guard's `holder_died()` reports it. Shared memory is freed
+//! when the last process using it exits, however it exits.
+//!
 //! ## Failures are errors, never hangs
 //!
 //! A job that panics fails only its own task with [`Error::JobPanicked`] (the
@@ -114,6 +153,38 @@
 //! | `pool.terminate()` | `pool.terminate()?` |
 //! | an exception in a worker | `Err(mp::Error::JobPanicked { .. })` |
 //! | a worker killed: `Pool` hangs forever | `Err(mp::Error::WorkerDied { .. })`, the pool goes on |
+//! | `Queue()`, `Queue(maxsize)` | `mp::Queue::new()?`, `mp::Queue::bounded(maxsize)?` (pass it to jobs like any argument) |
+//! | `q.put(x)`, `q.get()` | `q.put(x)?`, `q.get()?` |
+//! | `q.put(x, timeout=t)`, `q.get(timeout=t)` | `q.put_timeout(x, t)?`, `q.get_timeout(t)?` (`Err(mp::Error::Full)` / `Err(mp::Error::Empty)`) |
+//! | `q.put_nowait(x)`, `q.get_nowait()` | `q.try_put(x)?`, `q.try_get()?` |
+//! | `q.qsize()`, `q.empty()`, `q.full()` | `q.len()`, `q.is_empty()`, `q.is_full()` |
+//! | `q.close()` | `q.close()` (for every process: `get` drains, then `Err(mp::Error::Closed)`) |
+//! | `JoinableQueue()`, `q.task_done()`, `q.join()` | `mp::JoinableQueue::new()?`, `q.task_done()?`, `q.join()?` |
+//! | `SimpleQueue()` | `mp::SimpleQueue::new()?` (`put`, `get`, `is_empty`, `close`) |
+//! | `a, b = Pipe()` | `let (a, b) = mp::pipe::<T>()?;` (duplex) |
+//! | `c.send(x)`, `c.recv()`, `c.poll(t)` | `c.send(&x)?`, `c.recv()?`, `c.poll(Some(t))?` (`None`: do not wait) |
+//! | `c.send_bytes(b)`, `c.recv_bytes()`, `c.close()` | `c.send_bytes(&b)?`, `c.recv_bytes()?`, `drop(c)` |
+//! | `c.recv()` with the peer gone: `EOFError`, or a hang | `Err(mp::Error::Disconnected)` |
+//! | `Value('i', 0)`, `v.value` | `mp::Value::new(0i32)?`, `v.get()?` / `v.set(x)?` |
+//! | `with v.get_lock(): v.value += 1` | `*v.lock()? += 1;` |
+//! | `Array('i', 10)`, `Array('i', range(10))` | `mp::Array::<i32>::new(10)?`, `mp::Array::from_slice(&(0..10).collect::<Vec<i32>>())?` |
+//! | `a[i] = x`, `a[i]`, `a[:]` | `a.set(i, x)?` (or `a.lock()?[i] = x`), `a.get(i)?`, `a.to_vec()?` |
+//! | `SharedMemory(create=True, size=n)`, `SharedMemory(name)` | `mp::SharedMemory::create(n)?`, `mp::SharedMemory::open(name)?` |
+//! | `shm.buf[i:j] = data`, `bytes(shm.buf[i:j])`, `shm.unlink()` | `shm.write(i, &data)?`, `shm.read(i, j - i)?`, nothing (freed with its last user) |
+//! | `Lock()`, `with lock:` | `mp::Lock::new()?`, `let _g = lock.lock()?;` |
+//! | `lock.acquire(False)`, `lock.acquire(timeout=t)` | `lock.try_lock()?`, `lock.lock_timeout(t)?` (`Option` of a guard) |
+//! | `RLock()` | `mp::RLock::new()?` |
+//! | `Semaphore(n)`, `BoundedSemaphore(n)` | `mp::Semaphore::new(n)?`, `mp::BoundedSemaphore::new(n)?` (`acquire`, `try_acquire`, `acquire_timeout`, `release`, `value`) |
+//! | `Event()`, `e.set()`, `e.clear()`, `e.is_set()`, `e.wait(t)` | `mp::Event::new()?`, `e.set()?`, `e.clear()?`, `e.is_set()`, `e.wait()?` / `e.wait_timeout(t)?` |
+//! | `Condition()`, `with c: c.wait()`, `c.wait_for(pred)`, `c.notify()`, `c.notify_all()` | `mp::Condition::new()?`, `let g = c.wait(c.lock()?)?;`, `c.wait_while(g, pred)?`, `c.notify_one()`, `c.notify_all()` |
+//! | `Barrier(n)`, `b.wait()`, `b.abort()`, `b.reset()` | `mp::Barrier::new(n)?`, `b.wait()?`, `b.abort()`, `b.reset()` |
+//! | `Manager()` | `mp::Manager::start()?` (dropping it stops the server) |
+//! | `m.dict()`, `m.list()`, `m.Namespace()` | `m.dict::<K, V>()?`, `m.list::<T>()?`, `m.namespace()?` |
+//! | `m.Queue()`, `m.Lock()`, `m.Value('i', 0)` | `m.queue::<T>()?`, `m.lock()?`, `m.value(0i32)?` |
+//! | `BaseManager(address, authkey)`, serve / connect | `mp::Manager::serve(address, authkey)?` / `mp::Manager::connect(address, authkey)?` |
+//! | a process dies holding a `Lock`: the others wait forever | the next `lock()` succeeds; `guard.holder_died()` is `true` |
+//! | a `Queue` passed to a pool task: `RuntimeError` | works, also inside tuples, `Vec`s and your structs |
+//! | shared memory leaks in `/dev/shm` when a process is killed | freed when the last process using it exits, even after `kill -9` |
 //!
 //! ## Platform support
 //!
@@ -121,7 +192,7 @@
 //! |---|---|
 //! | Linux (x86_64, aarch64) | complete: socketpair channels, `PR_SET_PDEATHSIG` and a lifeline pipe against orphans |
 //! | macOS (x86_64, aarch64) | builds; the same POSIX mechanisms without `PR_SET_PDEATHSIG` (the lifeline pipe guards against orphans) |
-//! | Windows (x86_64) | builds; worker processes are not supported yet and say so with a clear error |
+//! | Windows (x86_64) | spawn, [`Process`] and [`Pool`] work (`CreateProcessW` with an explicit handle list, channels over anonymous pipes, a kill-on-close job object against orphans; tested under Wine); [`pipe`] connections, shared memory, locks, queues and managers are not there yet on Windows and say so with a clear "not supported on Windows yet" error |
 //!
 //! `docs/platforms.md` in the repository details each mechanism per platform.
 //!

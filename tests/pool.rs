@@ -311,6 +311,8 @@ fn a_worker_killed_from_outside_fails_its_task() {
     unsafe {
         libc::kill(pid as i32, libc::SIGKILL);
     }
+    #[cfg(windows)]
+    windows::kill_from_outside(pid);
     match pending.get_timeout(Duration::from_secs(30)) {
         Err(mp::Error::WorkerDied {
             pid: died, exit, ..
@@ -322,6 +324,35 @@ fn a_worker_killed_from_outside_fails_its_task() {
     }
     // The task queued behind it was not lost: it ran on the replacement.
     assert_eq!(queued.get().unwrap(), 42);
+}
+
+/// Ends a process the way another program would, through its own handle,
+/// with the exit code mp's `kill()` uses (so mp reports it as SIGKILL).
+#[cfg(windows)]
+mod windows {
+    type Handle = *mut core::ffi::c_void;
+
+    const PROCESS_TERMINATE: u32 = 0x0001;
+    /// `0x10000 | SIGKILL`: the exit code that reads as `ExitStatus::Signal(9)`.
+    const KILLED: u32 = 0x1_0009;
+
+    #[link(name = "kernel32")]
+    unsafe extern "system" {
+        fn OpenProcess(access: u32, inherit: i32, pid: u32) -> Handle;
+        fn TerminateProcess(process: Handle, code: u32) -> i32;
+        fn CloseHandle(handle: Handle) -> i32;
+    }
+
+    pub(crate) fn kill_from_outside(pid: u32) {
+        // SAFETY: plain Win32 calls on a handle we open and close here.
+        unsafe {
+            let handle = OpenProcess(PROCESS_TERMINATE, 0, pid);
+            assert!(!handle.is_null(), "cannot open worker {pid}");
+            let ended = TerminateProcess(handle, KILLED);
+            CloseHandle(handle);
+            assert_ne!(ended, 0, "cannot terminate worker {pid}");
+        }
+    }
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! `mp::Process`: spawn, join, exit codes, signals, identity, no orphans.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(target_os = "linux")]
+use std::time::Instant;
 
 #[mp::job]
 fn square(x: u64) -> u64 {
@@ -40,6 +42,20 @@ fn spawn_grandchild_and_hang(pid_file: String) {
     let grandchild = mp::Process::spawn(sleep_ms, (60_000,)).expect("spawn grandchild");
     std::fs::write(&pid_file, grandchild.pid().to_string()).expect("write pid file");
     std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Writes `path` after a pause.
+#[mp::job]
+fn write_after(path: String, ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::fs::write(&path, "written").expect("write the file");
+}
+
+/// Starts a non-daemon child that writes `path` after a pause, and returns at once.
+#[mp::job]
+fn leave_a_child_running(path: String) -> u32 {
+    let child = mp::Process::spawn(write_after, (path, 500)).expect("spawn child");
+    child.pid()
 }
 
 fn not_a_job(x: u64) -> u64 {
@@ -120,7 +136,6 @@ fn panic_is_job_panicked_and_exit_code_1() {
 }
 
 #[test]
-#[cfg(unix)]
 fn terminate_gives_minus_sigterm() {
     let p = mp::Process::spawn(sleep_ms, (30_000,)).unwrap();
     p.terminate().unwrap();
@@ -139,7 +154,6 @@ fn terminate_gives_minus_sigterm() {
 }
 
 #[test]
-#[cfg(unix)]
 fn kill_gives_minus_sigkill_and_is_idempotent() {
     let p = mp::Process::spawn(sleep_ms, (30_000,)).unwrap();
     p.kill().unwrap();
@@ -159,6 +173,60 @@ fn abort_is_worker_died() {
         Err(mp::Error::WorkerDied { exit, .. }) => assert_eq!(exit, mp::ExitStatus::Signal(6)),
         other => panic!("expected WorkerDied, got {other:?}"),
     }
+}
+
+/// Python's exit rule: a program whose `main` returns while a non-daemon child
+/// runs joins that child before it exits (through the exit hook, `atexit`),
+/// where it would otherwise take the child down with it (no orphans). The
+/// program is this test binary, run again with this test alone: with the
+/// variable below set, the test leaves a child running and returns.
+#[test]
+fn a_program_joins_its_non_daemon_children_when_main_returns() {
+    const FILE: &str = "MP_TEST_EXIT_JOIN_FILE";
+    const NAME: &str = "a_program_joins_its_non_daemon_children_when_main_returns";
+    if let Ok(path) = std::env::var(FILE) {
+        mp::Process::spawn(write_after, (path, 500)).unwrap();
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("mp-main-join-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--test-threads=1"])
+        .env(FILE, &path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let written = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        written.ok().as_deref(),
+        Some("written"),
+        "the child was not joined before the program exited"
+    );
+}
+
+/// The same rule for a process that mp started: its job returns while a
+/// non-daemon child of its own runs; the process joins the child, then exits.
+#[test]
+fn a_process_joins_its_non_daemon_children_when_it_exits() {
+    let path = std::env::temp_dir().join(format!("mp-exit-join-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let p = mp::Process::spawn(leave_a_child_running, (path.display().to_string(),)).unwrap();
+    let child = p.join().unwrap();
+    // `join` returns once the process has exited, so its child has finished.
+    let written = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        written.ok().as_deref(),
+        Some("written"),
+        "child {child} was not joined before its parent exited"
+    );
 }
 
 #[test]

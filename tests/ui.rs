@@ -3,6 +3,10 @@
 //! supported forms compile and run.
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "trybuild runs cargo, which a Windows test binary under Wine cannot start"
+)]
 fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/fail/*.rs");

@@ -158,19 +158,39 @@ pub(crate) fn shutdown_children() {
     }
 }
 
+/// Runs `shutdown_children` when the program exits, for programs that do not
+/// use `mp::main!`: when `main` returns, and on Unix also at
+/// `std::process::exit`. On Windows `std::process::exit` is `ExitProcess`,
+/// which skips the C runtime's `atexit` handlers: whoever ends a process that
+/// way must call `shutdown_children` first.
 fn install_exit_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         #[cfg(unix)]
         {
-            extern "C" fn at_exit() {
-                // A panic must not cross this extern "C" boundary.
-                let _ = std::panic::catch_unwind(shutdown_children);
-            }
             // SAFETY: registers a plain extern "C" fn with no captured state.
             unsafe {
                 libc::atexit(at_exit);
             }
         }
+        #[cfg(windows)]
+        {
+            // SAFETY: as above, with the C runtime's `atexit`, whose handlers
+            // `exit` runs before `ExitProcess` ends the other threads.
+            unsafe {
+                atexit(at_exit);
+            }
+        }
     });
+}
+
+#[cfg(windows)]
+unsafe extern "C" {
+    fn atexit(hook: extern "C" fn()) -> std::ffi::c_int;
+}
+
+#[cfg(any(unix, windows))]
+extern "C" fn at_exit() {
+    // A panic must not cross this extern "C" boundary.
+    let _ = std::panic::catch_unwind(shutdown_children);
 }

@@ -3,7 +3,8 @@
 //! Every other module reaches the OS only through these names:
 //! `Channel` (a duplex byte stream to one worker, split into `ChannelRead` and
 //! `ChannelWrite`), `spawn_worker`, `wait_exit`, `try_wait`, `send_signal`,
-//! `worker_channel` (the worker's side of the bootstrap), `ignore_sigpipe`.
+//! `worker_channel` (the worker's side of the bootstrap), `ignore_sigpipe`,
+//! `cpu_count`.
 
 #[cfg(unix)]
 mod unix;

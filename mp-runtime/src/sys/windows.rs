@@ -50,10 +50,10 @@ use windows_sys::Win32::System::Pipes::CreatePipe;
 use windows_sys::Win32::System::Threading::{
     CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, CreateProcessW, DeleteProcThreadAttributeList,
     EXTENDED_STARTUPINFO_PRESENT, ExitProcess, GetCurrentProcess, GetCurrentThread,
-    GetExitCodeProcess, INFINITE, InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST,
-    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_INFORMATION, PROCESS_SYNCHRONIZE, ResumeThread,
-    STARTF_USESTDHANDLES, STARTUPINFOEXW, THREAD_TERMINATE, TerminateProcess,
-    UpdateProcThreadAttribute, WaitForSingleObject,
+    GetExitCodeProcess, GetProcessAffinityMask, INFINITE, InitializeProcThreadAttributeList,
+    LPPROC_THREAD_ATTRIBUTE_LIST, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_INFORMATION,
+    PROCESS_SYNCHRONIZE, ResumeThread, STARTF_USESTDHANDLES, STARTUPINFOEXW, THREAD_TERMINATE,
+    TerminateProcess, UpdateProcThreadAttribute, WaitForSingleObject,
 };
 
 use crate::error::ExitStatus;
@@ -606,6 +606,28 @@ fn watch_parent(parent: OwnedHandle) {
     exit_now(EXIT_PARENT_DIED);
 }
 
+/// The number of CPUs this process may use: the processors in its affinity
+/// mask, at most the machine's count. A process whose threads span several
+/// processor groups has no single mask (Windows reports 0); it gets the
+/// machine's count. Job object CPU rate limits are not taken into account.
+pub(crate) fn cpu_count() -> usize {
+    let machine = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (mut process, mut system) = (0usize, 0usize);
+    // SAFETY: writes only the two masks, which outlive the call; the pseudo
+    // handle of the current process needs no closing.
+    let ok = unsafe { GetProcessAffinityMask(GetCurrentProcess(), &mut process, &mut system) };
+    affinity_count(ok != 0, process, machine)
+}
+
+/// The CPUs of an affinity mask (if it was read and is not empty), capped by the
+/// machine's count.
+fn affinity_count(read: bool, mask: usize, machine: usize) -> usize {
+    match mask.count_ones() as usize {
+        n if read && n > 0 => n.min(machine),
+        _ => machine,
+    }
+}
+
 /// There is no SIGPIPE on Windows: a write to a closed pipe is an error already.
 pub(crate) fn ignore_sigpipe() {}
 
@@ -655,6 +677,16 @@ mod tests {
             decode_exit(0xC000_0005),
             ExitStatus::Code(0xC000_0005_u32 as i32)
         );
+    }
+
+    #[test]
+    fn cpu_count_follows_the_affinity_mask() {
+        assert_eq!(affinity_count(true, 0b1011, 8), 3);
+        assert_eq!(affinity_count(true, usize::MAX, 8), 8);
+        assert_eq!(affinity_count(true, 0, 8), 8);
+        assert_eq!(affinity_count(false, 0b1, 8), 8);
+        let n = cpu_count();
+        assert!(n >= 1 && n <= std::thread::available_parallelism().unwrap().get());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Not supported yet: a message that carries handles is refused with a clear
 //! error; plain messages go through unchanged.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::windows::io::{BorrowedHandle as WinBorrowed, OwnedHandle};
@@ -17,6 +18,12 @@ pub(crate) type BorrowedHandle<'a> = WinBorrowed<'a>;
 /// Most handles one message may carry.
 pub(crate) const MAX_HANDLES_PER_MESSAGE: usize = 64;
 
+/// Messages up to this size (header and payload together) are copied into one
+/// buffer and written with one `WriteFile`: a pipe has no vectored write, and
+/// each write costs a round through the kernel (under Wine, through its server).
+/// Larger ones go out slice by slice, uncopied.
+const COALESCE_MAX: usize = 64 * 1024;
+
 pub(crate) fn send_with_handles(
     out: &ChannelWrite,
     bufs: &[IoSlice<'_>],
@@ -29,6 +36,21 @@ pub(crate) fn send_with_handles(
         ));
     }
     let mut out = out;
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    if bufs.len() > 1 && total <= COALESCE_MAX {
+        thread_local! {
+            static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        return SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            for buf in bufs {
+                scratch.extend_from_slice(buf);
+            }
+            // A short write is fine: the caller advances by what was written.
+            out.write(scratch)
+        });
+    }
+    // `File` writes only the first non-empty slice; the caller comes back for the rest.
     out.write_vectored(bufs)
 }
 

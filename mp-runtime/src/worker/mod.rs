@@ -142,7 +142,9 @@ pub(crate) fn run(marker: &str) -> ! {
     };
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    // `exit` (not `_exit`) so our own children are joined by the exit hook.
+    // Python's exit rule for this worker's own children: join the non-daemon
+    // ones. Done here because on Windows `exit` skips the C runtime's atexit hooks.
+    crate::children::shutdown_children();
     std::process::exit(code)
 }
 

@@ -280,6 +280,12 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// The number of CPUs this process may use. The standard library already
+/// respects the affinity mask and, on Linux, the cgroup CPU quota.
+pub(crate) fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// A byte stream between processes, for `pipe()`.
 pub(crate) type Stream = UnixStream;
 
