@@ -82,7 +82,7 @@
 //! refuses that), also inside tuples, `Vec`s and your own structs. The OS handle
 //! inside travels with the value; `docs/handles.md` in the repository says how.
 //!
-//! ```
+//! ```ignore-windows
 //! #[mp::job]
 //! fn square_all(tasks: mp::Queue<Option<u32>>, results: mp::Queue<u32>) {
 //!     while let Some(n) = tasks.get().unwrap() {   // until the `None` sentinel
@@ -249,7 +249,7 @@ pub use mp_macros::entry;
 /// Derives [`Pod`](trait@Pod) for a `#[repr(C)]` struct whose fields are all `Pod`,
 /// so it can live in a [`Value`] or an [`Array`] shared between processes.
 ///
-/// ```
+/// ```ignore-windows
 /// #[derive(Clone, Copy, Debug, PartialEq, mp::Pod)]
 /// #[repr(C)]
 /// struct Stats {

@@ -507,7 +507,7 @@ impl Drop for Name {
 /// the same memory). On macOS the name is global and stays valid until the
 /// creator drops the segment.
 ///
-/// ```
+/// ```ignore-windows
 /// # use mp_runtime as mp;
 /// let shm = mp::SharedMemory::create(1024)?;
 /// shm.write(0, b"hello")?;

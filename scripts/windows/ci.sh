@@ -63,21 +63,9 @@ declare -A windows_skipped_tests=(
     [sync::semaphore::tests::permits_are_never_exceeded]="cross-process waits (shared memory) not implemented on Windows yet"
     [manager::client::tests::garbage_after_authentication_closes_only_that_connection]="managers not implemented on Windows yet"
 )
-# Doctests (mp's and mp-runtime's) all run under Wine. A doctest's name starts
-# with its file's path and ends with a line number, and rustdoc cannot filter on
-# names with spaces, so none is skipped: a doctest of one of these files may fail,
-# but only with the runtime's "not supported on Windows yet" error (any other
-# failure, and any failure elsewhere, fails this script). Each is listed in the log.
-declare -A windows_unsupported_doctests=(
-    [src/lib.rs]="the tutorial's queue example and the Pod derive's example use shared memory, not implemented on Windows yet"
-    [mp-runtime/src/pipe.rs]="mp::pipe and handle passing not implemented on Windows yet"
-    [mp-runtime/src/shm.rs]="shared memory/handle passing not implemented on Windows yet"
-    [mp-runtime/src/value.rs]="Value and Array live in shared memory, not implemented on Windows yet"
-    [mp-runtime/src/pod.rs]="Pod values live in shared memory, not implemented on Windows yet"
-    [mp-runtime/src/sync/]="locks and other synchronization primitives (shared memory) not implemented on Windows yet"
-    [mp-runtime/src/queue/]="queues (shared memory/handle passing) not implemented on Windows yet"
-    [mp-runtime/src/manager/]="managers not implemented on Windows yet"
-)
+# Doctests (mp's and mp-runtime's) all run under Wine. The examples of types not
+# implemented on Windows yet (pipes, shared memory, locks, queues, managers) are
+# marked `ignore-windows` in the source, so they show as ignored here.
 # Examples run under Wine.
 windows_examples=(
     cpu_speedup
@@ -164,10 +152,7 @@ done | sort
 for name in "${!windows_skipped_tests[@]}"; do
     printf '  test %s: %s\n' "$name" "${windows_skipped_tests[$name]}"
 done | sort
-for file in "${!windows_unsupported_doctests[@]}"; do
-    printf '  doctests of %s may fail with "not supported on Windows yet": %s\n' \
-        "$file" "${windows_unsupported_doctests[$file]}"
-done | sort
+echo "  doctests of pipes, shared memory, locks, queues and managers: marked ignore-windows in the source"
 for name in "${!windows_excluded_examples[@]}"; do
     printf '  example %s: %s\n' "$name" "${windows_excluded_examples[$name]}"
 done | sort
@@ -227,51 +212,10 @@ if grep -qhE '^test .* \.\.\. FAILED' "$log"; then
 fi
 
 step "windows: doctests under Wine"
-doc_status=0
-cargo test --no-fail-fast --target "$windows" -p mp -p mp-runtime --doc >"$doc_log" 2>&1 || doc_status=$?
-grep -E '^(test |   Doc-tests|error)' "$doc_log" || true
+check "windows doctests" bash -o pipefail -c \
+    'cargo test --no-fail-fast --target "$0" -p mp -p mp-runtime --doc 2>&1 | tee "$1"' \
+    "$windows" "$doc_log"
 echo "windows doctests: $(tally "$doc_log")"
-# Every failure must be a declared one, failing with the runtime's clear error.
-check_doctests() {
-    python3 - "$doc_log" "$doc_status" "${!windows_unsupported_doctests[@]}" <<'PY'
-import re
-import sys
-
-log_path, status, prefixes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-lines = open(log_path, encoding="utf-8", errors="replace").read().splitlines()
-failed, output, current = [], {}, None
-for line in lines:
-    m = re.match(r"^test (.*) \.\.\. FAILED$", line)
-    if m:
-        failed.append(m.group(1))
-    m = re.match(r"^---- (.*) stdout ----$", line)
-    if m:
-        current = m.group(1)
-        output[current] = []
-    elif line == "failures:" or line.startswith("test result:"):
-        current = None
-    elif current is not None:
-        output[current].append(line)
-expected, unexpected = [], []
-for name in failed:
-    text = "\n".join(output.get(name, []))
-    if any(name.startswith(p) for p in prefixes) and "not supported on Windows yet" in text:
-        expected.append(name)
-    else:
-        unexpected.append(name)
-print(f"{len(expected)} doctests failed with \"not supported on Windows yet\", as declared:")
-for name in expected:
-    print(f"  {name}")
-for name in unexpected:
-    print(f"unexpected doctest failure: {name}")
-    print("\n".join("    " + l for l in output.get(name, [])))
-if status != 0 and not failed:
-    print(f"cargo test --doc failed (exit status {status}) before running the doctests")
-    sys.exit(1)
-sys.exit(1 if unexpected else 0)
-PY
-}
-check "windows doctests" check_doctests
 
 step "windows: examples under Wine"
 for name in "${windows_examples[@]}"; do

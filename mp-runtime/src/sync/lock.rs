@@ -604,7 +604,7 @@ unsafe impl SharedState for LockState {
 /// a deadlock; use [`RLock`](crate::RLock) to lock re-entrantly. Pass a `Lock`
 /// to jobs as an ordinary argument; clones are the same lock.
 ///
-/// ```
+/// ```ignore-windows
 /// # use mp_runtime as mp;
 /// use std::time::Duration;
 ///
