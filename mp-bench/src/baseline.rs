@@ -1,14 +1,17 @@
 //! Machine baselines, measured in the same run with no library in between: a
-//! raw round trip between two processes, a raw 64 MiB echo, `memcpy`, and the
-//! re-exec of this binary (the floor of a spawn-mode pool start).
+//! raw round trip between two processes (socketpair, and TCP over loopback), a
+//! raw 64 MiB echo, `memcpy`, and the re-exec of this binary (the floor of a
+//! spawn-mode pool start).
 //!
 //! The peer of the raw measurements is this binary re-executed with
 //! [`CHILD_ENV`] set: it echoes fixed-size messages on its standard input and
-//! output, which are the two ends of one socketpair on Unix (pipes elsewhere).
+//! output, which are the two ends of one socketpair on Unix (pipes elsewhere),
+//! or on a TCP connection it opens to the address it is given.
 
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Instant;
 
@@ -17,8 +20,9 @@ use serde::Serialize;
 use crate::Sample;
 use crate::scenarios::{CPU_TASKS, POOL_PROCESSES, Size, Unit, bytes_text, pattern};
 
-/// Set in a re-executed copy of this binary: `exit` (exit at once) or
-/// `echo:LEN` (echo LEN-byte messages until end of input).
+/// Set in a re-executed copy of this binary: `exit` (exit at once), `echo:LEN`
+/// (echo LEN-byte messages until end of input) or `tcp-echo:LEN:ADDR` (connect
+/// to ADDR and echo LEN-byte messages until the connection ends).
 pub(crate) const CHILD_ENV: &str = "MP_BENCH_CHILD";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -28,6 +32,8 @@ pub(crate) enum Baseline {
     ReexecTwo,
     /// 8 bytes to a raw echo process and back (µs).
     RawRoundTrip,
+    /// 8 bytes to a raw echo process and back over TCP on loopback (µs).
+    RawTcpRoundTrip,
     /// `n` bytes to a raw echo process and back (MB/s, `n` / round trip).
     RawPayload,
     /// `memcpy` of `n` bytes in this process (MB/s).
@@ -41,6 +47,7 @@ impl Baseline {
         match self {
             Baseline::ReexecTwo => "re-exec this binary ×2 + reap",
             Baseline::RawRoundTrip => "raw socketpair round trip (8 bytes)",
+            Baseline::RawTcpRoundTrip => "raw TCP loopback round trip (8 bytes)",
             Baseline::RawPayload => "raw socketpair round trip (payload)",
             Baseline::Memcpy => "memcpy (payload)",
             Baseline::IdealSpeedup => "ideal speedup (min(cores, workers))",
@@ -50,7 +57,7 @@ impl Baseline {
     pub(crate) fn unit(self) -> Unit {
         match self {
             Baseline::ReexecTwo => Unit::MS,
-            Baseline::RawRoundTrip => Unit::US,
+            Baseline::RawRoundTrip | Baseline::RawTcpRoundTrip => Unit::US,
             Baseline::RawPayload | Baseline::Memcpy => Unit::MB_S,
             Baseline::IdealSpeedup => Unit::TIMES,
         }
@@ -60,7 +67,7 @@ impl Baseline {
     pub(crate) fn size(self, scenario_n: u64, quick: bool) -> u64 {
         match self {
             Baseline::ReexecTwo => Size { full: 10, quick: 2 }.get(quick),
-            Baseline::RawRoundTrip => Size {
+            Baseline::RawRoundTrip | Baseline::RawTcpRoundTrip => Size {
                 full: 20_000,
                 quick: 1_000,
             }
@@ -74,7 +81,7 @@ impl Baseline {
     pub(crate) fn size_text(self, n: u64) -> String {
         match self {
             Baseline::ReexecTwo => format!("{n} pairs"),
-            Baseline::RawRoundTrip => format!("{n} round trips"),
+            Baseline::RawRoundTrip | Baseline::RawTcpRoundTrip => format!("{n} round trips"),
             Baseline::RawPayload | Baseline::Memcpy => bytes_text(n),
             Baseline::IdealSpeedup => format!("{n} tasks"),
         }
@@ -84,7 +91,8 @@ impl Baseline {
     pub(crate) fn measure(self, n: u64) -> Sample {
         match self {
             Baseline::ReexecTwo => reexec_two(n),
-            Baseline::RawRoundTrip => raw_round_trip(n),
+            Baseline::RawRoundTrip => raw_round_trip(EchoChild::start(8)?, n),
+            Baseline::RawTcpRoundTrip => raw_round_trip(EchoChild::start_tcp(8)?, n),
             Baseline::RawPayload => raw_payload(n),
             Baseline::Memcpy => memcpy(n),
             Baseline::IdealSpeedup => {
@@ -102,8 +110,15 @@ pub(crate) fn run_child_if_asked() -> Option<ExitCode> {
     if what == "exit" {
         return Some(ExitCode::SUCCESS);
     }
-    let len = what.strip_prefix("echo:")?.parse::<usize>().ok()?;
-    Some(match echo(len) {
+    let result = if let Some(len) = what.strip_prefix("echo:") {
+        let len = len.parse::<usize>().ok()?;
+        raw_stdio().and_then(|(input, output)| echo(len, input, output))
+    } else {
+        let (len, addr) = what.strip_prefix("tcp-echo:")?.split_once(':')?;
+        let len = len.parse::<usize>().ok()?;
+        tcp_echo(len, addr)
+    };
+    Some(match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mp-bench echo child: {e}");
@@ -135,8 +150,7 @@ fn reexec_two(n: u64) -> Sample {
     Ok(start.elapsed().as_secs_f64() * 1e3 / n as f64)
 }
 
-fn raw_round_trip(n: u64) -> Sample {
-    let mut echo = EchoChild::start(8)?;
+fn raw_round_trip(mut echo: EchoChild, n: u64) -> Sample {
     let mut back = [0u8; 8];
     for i in 0..100u64 {
         echo.round_trip(&i.to_le_bytes(), &mut back)?;
@@ -222,6 +236,29 @@ impl EchoChild {
         }
     }
 
+    /// An echo child connected over TCP on loopback, with Nagle's delay off
+    /// on both ends.
+    fn start_tcp(len: usize) -> io::Result<EchoChild> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let addr = listener.local_addr()?;
+        let child = this_binary()?
+            .env(CHILD_ENV, format!("tcp-echo:{len}:{addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut echo = EchoChild {
+            child,
+            to: None,
+            from: None,
+        };
+        let (stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        echo.to = Some(Box::new(stream.try_clone()?));
+        echo.from = Some(Box::new(stream));
+        Ok(echo)
+    }
+
     fn round_trip(&mut self, out: &[u8], back: &mut [u8]) -> io::Result<()> {
         let (Some(to), Some(from)) = (self.to.as_mut(), self.from.as_mut()) else {
             return Err(io::Error::other("echo child already finished"));
@@ -252,8 +289,7 @@ impl Drop for EchoChild {
 }
 
 /// The child side: echoes `len`-byte messages until its input ends.
-fn echo(len: usize) -> io::Result<()> {
-    let (mut input, mut output) = raw_stdio()?;
+fn echo(len: usize, mut input: impl Read, mut output: impl Write) -> io::Result<()> {
     let mut buf = vec![0u8; len];
     loop {
         match input.read_exact(&mut buf) {
@@ -263,6 +299,13 @@ fn echo(len: usize) -> io::Result<()> {
         }
         output.write_all(&buf)?;
     }
+}
+
+/// The child side over TCP: connects to `addr` and echoes there.
+fn tcp_echo(len: usize, addr: &str) -> io::Result<()> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    echo(len, stream.try_clone()?, stream)
 }
 
 /// Unbuffered standard input and output.

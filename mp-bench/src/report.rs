@@ -419,7 +419,8 @@ pub(crate) fn write_markdown(run: &Run, path: &Path) -> std::io::Result<()> {
     md.push_str(
         "Measured with no library in between. The raw round trips go to a copy of the \
          `mp-bench` binary re-executed as an echo process, over one socketpair (Unix) or \
-         two pipes (Windows); the ideal speedup is computed, not measured.\n\n",
+         two pipes (Windows), or over a TCP connection on loopback (Nagle's delay off on \
+         both ends); the ideal speedup is computed, not measured.\n\n",
     );
     md.push_str(&baselines_table(run));
 

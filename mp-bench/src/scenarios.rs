@@ -216,14 +216,14 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         id: "queue",
         python_id: "queue",
         title: "Queue 1 producer → 1 consumer",
-        definition: "a child process puts `n` ints on a queue, the parent gets them",
+        definition: "a child process puts `n` ints on a queue, the parent gets them; timed from the start signal to the last `get`",
         unit: Unit::M_MSGS,
         n: Size {
             full: 100_000,
             quick: 5_000,
         },
         n_means: "messages",
-        mp: None,
+        mp: Some(queue),
         python: FORK,
         baselines: &[],
         goal: Some(Goal::AtLeast(5.0)),
@@ -232,14 +232,14 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         id: "value",
         python_id: "value",
         title: "Value += under its lock, 2 processes",
-        definition: "2 processes each add 1 to a shared `i64` `n` times under its lock; the final count is checked",
+        definition: "2 processes each add 1 to a shared `i64` `n` times under its lock; the final count is checked. Timed from the start signal to both processes joined",
         unit: Unit::M_INCR,
         n: Size {
-            full: 100_000,
+            full: 1_000_000,
             quick: 5_000,
         },
         n_means: "increments per process",
-        mp: None,
+        mp: Some(value),
         python: FORK,
         baselines: &[],
         goal: Some(Goal::AtLeast(20.0)),
@@ -248,16 +248,16 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         id: "manager_dict",
         python_id: "manager_dict",
         title: "Manager dict insert",
-        definition: "`d[i] = i` on a manager's dict proxy; mean of `n` inserts",
+        definition: "`d[i] = i` on a manager's dict proxy (mp: `DictProxy::insert`); mean of `n` inserts",
         unit: Unit::US,
         n: Size {
             full: 5_000,
             quick: 200,
         },
         n_means: "inserts",
-        mp: None,
+        mp: Some(manager_dict),
         python: FORK,
-        baselines: &[Baseline::RawRoundTrip],
+        baselines: &[Baseline::RawTcpRoundTrip, Baseline::RawRoundTrip],
         goal: Some(Goal::TimesBaseline(1.2)),
     },
     Scenario {
@@ -352,6 +352,36 @@ fn pipe_echo(conn: mp::Connection<u64>, count: u64) -> u64 {
         }
     }
     count
+}
+
+/// Puts `0..n` on `queue` once `start` is set; returns how many it put.
+#[mp::job]
+fn queue_produce(queue: mp::Queue<u64>, start: mp::Event, n: u64) -> u64 {
+    if start.wait().is_err() {
+        return 0;
+    }
+    for i in 0..n {
+        if queue.put(i).is_err() {
+            return i;
+        }
+    }
+    n
+}
+
+/// Adds 1 to `value` `n` times under its lock once `start` is set; returns how
+/// many it added.
+#[mp::job]
+fn value_increment(value: mp::Value<i64>, start: mp::Event, n: u64) -> u64 {
+    if start.wait().is_err() {
+        return 0;
+    }
+    for done in 0..n {
+        match value.lock() {
+            Ok(mut v) => *v += 1,
+            Err(_) => return done,
+        }
+    }
+    n
 }
 
 // ---------------------------------------------------------------------------
@@ -498,4 +528,53 @@ fn payload_vec(n: u64) -> Sample {
     let elapsed = start.elapsed();
     check(back.len() as u64 == n, "echoed length")?;
     Ok(n as f64 / elapsed.as_secs_f64() / 1e6)
+}
+
+fn queue(n: u64) -> Sample {
+    let q = mp::Queue::<u64>::new()?;
+    let start = mp::Event::new()?;
+    let child = mp::Process::spawn(queue_produce, (q.clone(), start.clone(), n))?;
+    let t0 = Instant::now();
+    start.set()?;
+    for i in 0..n {
+        check(q.get()? == i, "queue items in order")?;
+    }
+    let elapsed = t0.elapsed();
+    check(child.join()? == n, "items put by the child")?;
+    Ok(n as f64 / elapsed.as_secs_f64() / 1e6)
+}
+
+fn value(n: u64) -> Sample {
+    let v = mp::Value::new(0i64)?;
+    let start = mp::Event::new()?;
+    let children = (0..2)
+        .map(|_| mp::Process::spawn(value_increment, (v.clone(), start.clone(), n)))
+        .collect::<mp::Result<Vec<_>>>()?;
+    let t0 = Instant::now();
+    start.set()?;
+    for child in children {
+        check(child.join()? == n, "increments made by a child")?;
+    }
+    let elapsed = t0.elapsed();
+    let total = v.get()?;
+    if total != 2 * n as i64 {
+        return Err(format!("wrong final count: {total}, expected {}", 2 * n).into());
+    }
+    Ok(2.0 * n as f64 / elapsed.as_secs_f64() / 1e6)
+}
+
+fn manager_dict(n: u64) -> Sample {
+    let manager = mp::Manager::start()?;
+    let d = manager.dict::<u64, u64>()?;
+    for i in 0..100 {
+        d.insert(i, i)?;
+    }
+    let t0 = Instant::now();
+    for i in 0..n {
+        d.insert(i, i)?;
+    }
+    let elapsed = t0.elapsed();
+    check(d.len()? as u64 == n.max(100), "entries in the dict")?;
+    manager.shutdown()?;
+    Ok(elapsed.as_secs_f64() * 1e6 / n as f64)
 }

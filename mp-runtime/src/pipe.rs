@@ -15,7 +15,7 @@ use crate::wire::{self, FrameReader};
 /// Creates a connected pair of duplex [`Connection`]s: what one end sends, the
 /// other receives, in both directions.
 ///
-/// ```
+/// ```ignore-windows
 /// let (a, b) = mp::pipe::<String>()?;
 /// a.send(&"ping".to_string())?;
 /// assert_eq!(b.recv()?, "ping");
@@ -103,7 +103,7 @@ impl<T> Connection<T> {
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
         let mut reader = lock(&self.inner.reader);
         match reader.read_frame(wire::max_frame_size())? {
-            Some(frame) => Ok(frame.payload().to_vec()),
+            Some(frame) => Ok(frame.into_payload()),
             None => Err(Error::Disconnected),
         }
     }

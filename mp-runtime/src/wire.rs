@@ -3,9 +3,11 @@
 //! A frame is `[u32 LE length][u32 LE header length][header][payload]`, where
 //! `length` counts everything after itself. The header is a small serde enum;
 //! the payload is already-encoded user data, written with one vectored write and
-//! never copied into the header. A length above the configured maximum is a
-//! `Codec` error before anything is allocated, and the body buffer grows only as
-//! bytes actually arrive, so a corrupt length cannot cause a giant allocation.
+//! never copied into the header, and read straight into a buffer of its own. A
+//! length above the configured maximum is a `Codec` error before anything is
+//! allocated. Below it, the payload's buffer is reserved at its full length
+//! (address space only), and its pages are touched only as bytes actually
+//! arrive, so a corrupt length costs no memory.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
@@ -163,18 +165,24 @@ pub(crate) enum Reply {
 /// One received frame.
 #[derive(Debug)]
 pub(crate) struct Frame {
-    buf: Vec<u8>,
-    header_end: usize,
+    /// The encoded header.
+    header: Vec<u8>,
+    payload: Vec<u8>,
     handles: Vec<OsHandle>,
 }
 
 impl Frame {
     pub(crate) fn header<'a, T: Deserialize<'a>>(&'a self) -> Result<T> {
-        Ok(codec::decode_borrowed(&self.buf[PREFIX..self.header_end])?)
+        Ok(codec::decode_borrowed(&self.header)?)
     }
 
     pub(crate) fn payload(&self) -> &[u8] {
-        &self.buf[self.header_end..]
+        &self.payload
+    }
+
+    /// The payload, without copying it (the frame's handles are closed).
+    pub(crate) fn into_payload(self) -> Vec<u8> {
+        self.payload
     }
 
     /// The handles that came with the frame (once; later calls get none).
@@ -415,26 +423,9 @@ impl<R: RecvHalf> FrameReader<R> {
                 "corrupt frame: it announces {handle_count} handles"
             ))));
         }
-        // The frame keeps its prefix so offsets stay simple: [len][hlen][nh][header][payload].
-        let wanted = total + 4;
-        let mut frame = Vec::with_capacity(wanted.min(self.buf.len()));
-        let buffered = (self.end - self.start).min(wanted);
-        frame.extend_from_slice(&self.buf[self.start..self.start + buffered]);
-        self.start += buffered;
-        // Grow with the data that actually arrives: a lying length costs nothing.
-        // Zero each new stretch once, doubling, and read into it until full.
-        let mut filled = frame.len();
-        while filled < wanted {
-            if filled == frame.len() {
-                let step = (wanted - filled).min(filled.max(64 * 1024));
-                frame.resize(filled + step, 0);
-            }
-            let got = Self::recv_into(&mut self.inner, &mut frame[filled..], &mut self.handles)?;
-            if got == 0 {
-                return Err(Error::Disconnected);
-            }
-            filled += got;
-        }
+        self.start += PREFIX;
+        let header = self.take(header_len)?;
+        let payload = self.take(total - (PREFIX - 4) - header_len)?;
         if self.handles.len() < handle_count {
             return Err(Error::Codec(CodecError::new(format!(
                 "frame announced {handle_count} handles but {} arrived",
@@ -443,10 +434,37 @@ impl<R: RecvHalf> FrameReader<R> {
         }
         let handles = self.handles.drain(..handle_count).collect();
         Ok(Some(Frame {
-            buf: frame,
-            header_end: PREFIX + header_len,
+            header,
+            payload,
             handles,
         }))
+    }
+
+    /// The next `len` bytes of the stream, in a buffer of their own: what is
+    /// buffered here, then the rest read straight into place (never past it).
+    fn take(&mut self, len: usize) -> Result<Vec<u8>> {
+        let buffered = (self.end - self.start).min(len);
+        let mut out = Vec::new();
+        // Address space only, so a lying length costs no memory; if even that
+        // is refused, the buffer grows as bytes arrive.
+        let _ = out.try_reserve_exact(len);
+        out.extend_from_slice(&self.buf[self.start..self.start + buffered]);
+        self.start += buffered;
+        // Zero a stretch at a time (at most 1 MiB ahead of the bytes that
+        // arrived), and read into it until full.
+        const STRETCH: usize = 1 << 20;
+        let mut filled = out.len();
+        while filled < len {
+            if filled == out.len() {
+                out.resize(filled + (len - filled).min(STRETCH), 0);
+            }
+            let got = Self::recv_into(&mut self.inner, &mut out[filled..], &mut self.handles)?;
+            if got == 0 {
+                return Err(Error::Disconnected);
+            }
+            filled += got;
+        }
+        Ok(out)
     }
 }
 

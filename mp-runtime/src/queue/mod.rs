@@ -30,6 +30,7 @@ pub(crate) struct QueueState {
     lock: RawLock,
     /// Bumped when an item arrives or the queue closes; getters sleep on it.
     items_seq: AtomicU32,
+    /// Getters asleep (or about to be) on `items_seq`.
     getters: AtomicU32,
     /// Bumped when room frees up or the queue closes; putters sleep on it.
     space_seq: AtomicU32,
@@ -60,7 +61,7 @@ unsafe impl SharedState for QueueState {
 /// initializer or a pool task, also inside tuples, `Vec`s and your own structs):
 /// every copy is the same queue.
 ///
-/// ```
+/// ```ignore-windows
 /// #[mp::job]
 /// fn produce(q: mp::Queue<String>, n: u32) {
 ///     for i in 0..n {
@@ -154,6 +155,7 @@ impl<T> Queue<T> {
             unsafe {
                 RawLock::init(&raw mut (*state).lock, LockKind::Plain)?;
                 (*state).maxsize.store(maxsize as u64, Ordering::Relaxed);
+                (*state).ring.set_capacity(bytes);
             }
             Ok(())
         })?;
@@ -274,9 +276,11 @@ impl<T: Serialize> Queue<T> {
             if (max == 0 || ring.items() < max) && ring.fits(bytes.len()) {
                 ring.push(&bytes);
                 state.unfinished.fetch_add(1, Ordering::Relaxed);
-                state.items_seq.fetch_add(1, Ordering::Release);
+                // SeqCst here and on `getters` (below and in `get_until`): a getter
+                // about to sleep either is seen here, or sees this bump.
+                state.items_seq.fetch_add(1, Ordering::SeqCst);
                 drop(held);
-                if state.getters.load(Ordering::Acquire) > 0 {
+                if state.getters.load(Ordering::SeqCst) > 0 {
                     futex::wake_one(&state.items_seq);
                 }
                 return Ok(());
@@ -333,16 +337,19 @@ impl<T: DeserializeOwned> Queue<T> {
                 return Err(Error::Empty);
             }
             let seq = state.items_seq.load(Ordering::Acquire);
-            state.getters.fetch_add(1, Ordering::AcqRel);
             drop(held);
             // A producer on another CPU usually delivers within microseconds:
-            // look briefly before paying for a sleep and a wake-up.
-            let arrived = spin_until(|| state.items_seq.load(Ordering::Acquire) != seq);
-            let waited = if arrived {
-                Ok(true)
-            } else {
-                wait_on(&state.items_seq, seq, deadline, "a queue")
-            };
+            // look briefly before paying for a sleep and a wake-up. Not counted
+            // among the getters while spinning, so that producers do not make a
+            // wake-up system call for a getter that is not asleep.
+            if spin_until(|| state.items_seq.load(Ordering::Acquire) != seq) {
+                continue;
+            }
+            // Counted before the kernel compares `items_seq` with `seq`: a put
+            // that bumps it from now on sees the count and wakes us, and one
+            // that bumped it already makes the wait return at once.
+            state.getters.fetch_add(1, Ordering::SeqCst);
+            let waited = wait_on(&state.items_seq, seq, deadline, "a queue");
             state.getters.fetch_sub(1, Ordering::AcqRel);
             waited?;
         }
@@ -354,7 +361,7 @@ impl<T: DeserializeOwned> Queue<T> {
 ///
 /// Every `Queue` method is available on it (it dereferences to its queue).
 ///
-/// ```
+/// ```ignore-windows
 /// #[mp::job]
 /// fn consume(q: mp::JoinableQueue<u32>) {
 ///     while let Ok(_item) = q.get() {
@@ -494,7 +501,7 @@ impl<T> JoinableQueue<T> {
 /// The simplest queue, like Python's `multiprocessing.SimpleQueue`: unbounded,
 /// with `put`, `get`, `is_empty` and `close`.
 ///
-/// ```
+/// ```ignore-windows
 /// let q = mp::SimpleQueue::new()?;
 /// q.put(1)?;
 /// assert!(!q.is_empty());

@@ -25,6 +25,14 @@ pub(crate) struct RingHeader {
 
 const LEN_PREFIX: usize = 4;
 
+impl RingHeader {
+    /// Records the data area's size once, when the queue is made (views are
+    /// made on every operation and must not write the shared line).
+    pub(crate) fn set_capacity(&self, capacity: usize) {
+        self.capacity.store(capacity as u64, Ordering::Relaxed);
+    }
+}
+
 /// A view of a ring: its header and its data area, in shared memory.
 pub(crate) struct Ring<'a> {
     header: &'a RingHeader,
@@ -41,7 +49,6 @@ impl<'a> Ring<'a> {
     /// ever accessed through views made with the same header, under the queue's
     /// lock (except the `items` counter, which is atomic).
     pub(crate) unsafe fn new(header: &'a RingHeader, data: *mut u8, capacity: usize) -> Ring<'a> {
-        header.capacity.store(capacity as u64, Ordering::Relaxed);
         Ring {
             header,
             data,
