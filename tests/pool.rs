@@ -443,6 +443,16 @@ fn invalid_arguments() {
         pool.map_chunked(square, 0..10u64, 0),
         Err(mp::Error::InvalidArgument { .. })
     ));
+    let first = pool.imap_chunked(square, 0..10u64, 0).next();
+    assert!(matches!(
+        first,
+        Some(Err(mp::Error::InvalidArgument { .. }))
+    ));
+    let first = pool.imap_unordered_chunked(square, 0..10u64, 0).next();
+    assert!(matches!(
+        first,
+        Some(Err(mp::Error::InvalidArgument { .. }))
+    ));
 }
 
 #[test]

@@ -623,13 +623,12 @@ impl Pool {
         A: Serialize,
         I: IntoIterator<Item = A>,
     {
-        Imap::new(
-            self,
-            registry::job_of::<F>(),
-            items.into_iter(),
-            chunksize,
-            ordered,
-        )
+        let job = if chunksize == 0 {
+            Err(Error::invalid("chunksize must be at least 1, got 0"))
+        } else {
+            registry::job_of::<F>()
+        };
+        Imap::new(self, job, items.into_iter(), chunksize, ordered)
     }
 
     /// Accept no more work; workers finish what was submitted, then exit.
