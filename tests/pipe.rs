@@ -147,3 +147,26 @@ fn connections_travel_inside_pool_tasks() {
     let got: Vec<u32> = receivers.iter().map(|rx| rx.recv().unwrap()).collect();
     assert_eq!(got, vec![0, 10, 20, 30, 40]);
 }
+
+#[test]
+fn an_end_with_unread_messages_is_not_passed_on() {
+    let (a, b) = mp::pipe::<u32>().unwrap();
+    a.send(&1).unwrap();
+    a.send(&2).unwrap();
+    // Small messages are read ahead: the second is now buffered in this process.
+    assert_eq!(b.recv().unwrap(), 1);
+    let err = mp::Process::spawn(echo_u32_once, (b.clone(),)).unwrap_err();
+    assert!(err.to_string().contains("not yet taken"), "{err}");
+    assert_eq!(b.recv().unwrap(), 2);
+    // Nothing buffered any more: it travels.
+    let p = mp::Process::spawn(echo_u32_once, (b,)).unwrap();
+    a.send(&3).unwrap();
+    assert_eq!(a.recv().unwrap(), 3);
+    p.join().unwrap();
+}
+
+#[mp::job]
+fn echo_u32_once(conn: mp::Connection<u32>) {
+    let x = conn.recv().unwrap();
+    conn.send(&x).unwrap();
+}

@@ -80,9 +80,8 @@ impl<T> Connection<T> {
         let writer = stream
             .try_clone()
             .map_err(map_io("duplicating a pipe end"))?;
-        // No read-ahead: bytes buffered here would be lost if this end were
-        // then sent to another process.
-        let reader = FrameReader::exact(stream);
+        // Reads ahead (one system call per small message); see `Serialize`.
+        let reader = FrameReader::new(stream);
         Ok(Connection {
             inner: Arc::new(Inner {
                 reader: Mutex::new(reader),
@@ -158,9 +157,22 @@ impl<T: DeserializeOwned> Connection<T> {
 
 impl<T> Serialize for Connection<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let reader = lock(&self.inner.reader);
-        let index = transfer::attach(sys::borrow_stream(reader.get_ref()))
-            .map_err(serde::ser::Error::custom)?;
+        // Bytes read ahead here would be lost to the receiving process. (If a
+        // recv of this process holds the reader, it reads concurrently with the
+        // receiver: unsupported, as documented, and not checked.)
+        if let Ok(reader) = self.inner.reader.try_lock()
+            && reader.has_buffered()
+        {
+            return Err(serde::ser::Error::custom(transfer::remember(
+                "this pipe end holds received messages not yet taken with recv; take them \
+                 before passing the end to another process"
+                    .to_string(),
+            )));
+        }
+        // The writing half is the same socket, and its lock is never held for long.
+        let writer = lock(&self.inner.writer);
+        let index =
+            transfer::attach(sys::borrow_stream(&writer.0)).map_err(serde::ser::Error::custom)?;
         serializer.serialize_u32(index)
     }
 }

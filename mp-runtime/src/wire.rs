@@ -317,8 +317,6 @@ pub(crate) struct FrameReader<R> {
     start: usize,
     end: usize,
     handles: VecDeque<OsHandle>,
-    /// Never read past the current frame (see `exact`).
-    exact: bool,
 }
 
 impl<R: RecvHalf> FrameReader<R> {
@@ -329,16 +327,6 @@ impl<R: RecvHalf> FrameReader<R> {
             start: 0,
             end: 0,
             handles: VecDeque::new(),
-            exact: false,
-        }
-    }
-
-    /// A reader that never reads past the frame it returns, so the stream can be
-    /// handed to another process between frames without losing buffered bytes.
-    pub(crate) fn exact(inner: R) -> Self {
-        FrameReader {
-            exact: true,
-            ..FrameReader::new(inner)
         }
     }
 
@@ -376,7 +364,7 @@ impl<R: RecvHalf> FrameReader<R> {
             self.end -= self.start;
             self.start = 0;
         }
-        let limit = if self.exact { n } else { self.buf.len() };
+        let limit = self.buf.len();
         while self.end < n {
             let got = Self::recv_into(
                 &mut self.inner,
