@@ -24,27 +24,24 @@ fn main() {
 }
 
 #[cfg(unix)]
+mod common;
+
+#[cfg(unix)]
 mod unix {
-    use std::collections::BTreeMap;
+    use crate::common::{SAMPLES, Suite, benchmarking, median_ns};
     use std::hint::black_box;
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
     use std::path::Path;
     use std::process::{Command, Stdio};
-    use std::sync::Mutex;
     use std::time::{Duration, Instant};
 
-    use criterion::measurement::WallTime;
-    use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+    use criterion::{Criterion, SamplingMode, Throughput};
     use serde::{Deserialize, Serialize};
 
     /// When set, `main` exits at once: the re-exec baseline of `pool_start`.
     const EXIT_AT_ONCE: &str = "MP_BENCH_EXIT_AT_ONCE";
-    /// Samples per benchmark (criterion's minimum).
-    const SAMPLES: usize = 10;
-    const MEASUREMENT: Duration = Duration::from_secs(3);
-    const WARM_UP: Duration = Duration::from_secs(1);
 
     const MAP_ITEMS: u64 = 200_000;
     const CHUNK1_ITEMS: u64 = 20_000;
@@ -105,79 +102,6 @@ mod unix {
         c.final_summary();
         if benchmarking() {
             print_summary();
-        }
-    }
-
-    /// True under `cargo bench` (criterion's `--bench` without `--test`).
-    fn benchmarking() -> bool {
-        let args: Vec<String> = std::env::args().collect();
-        args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list")
-    }
-
-    /// Per-iteration times (ns) of every call of every benchmark, in call order.
-    static RECORDS: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
-
-    fn record(key: &str, iters: u64, elapsed: Duration) {
-        let per_iter = elapsed.as_nanos() as f64 / iters.max(1) as f64;
-        let mut records = RECORDS.lock().unwrap_or_else(|e| e.into_inner());
-        records.entry(key.to_string()).or_default().push(per_iter);
-    }
-
-    /// Median time per iteration over the measured samples (the last `SAMPLES`
-    /// calls; earlier calls are criterion's warm-up).
-    fn median_ns(key: &str) -> Option<f64> {
-        let records = RECORDS.lock().unwrap_or_else(|e| e.into_inner());
-        let all = records.get(key)?;
-        let mut samples: Vec<f64> = all[all.len().saturating_sub(SAMPLES)..].to_vec();
-        samples.sort_by(f64::total_cmp);
-        let n = samples.len();
-        if n == 0 {
-            return None;
-        }
-        Some(if n % 2 == 1 {
-            samples[n / 2]
-        } else {
-            (samples[n / 2 - 1] + samples[n / 2]) / 2.0
-        })
-    }
-
-    /// A criterion group whose benchmarks all use `iter_custom` and are recorded
-    /// for the summary.
-    struct Suite<'a> {
-        name: &'static str,
-        group: BenchmarkGroup<'a, WallTime>,
-    }
-
-    impl<'a> Suite<'a> {
-        fn new(c: &'a mut Criterion, name: &'static str, mode: SamplingMode) -> Suite<'a> {
-            let mut group = c.benchmark_group(name);
-            group
-                .sample_size(SAMPLES)
-                .measurement_time(MEASUREMENT)
-                .warm_up_time(WARM_UP)
-                .sampling_mode(mode);
-            Suite { name, group }
-        }
-
-        fn throughput(&mut self, t: Throughput) -> &mut Self {
-            self.group.throughput(t);
-            self
-        }
-
-        /// Benchmarks `run(iters)`, which returns the time `iters` iterations took.
-        fn run(&mut self, id: &str, mut run: impl FnMut(u64) -> Duration) {
-            let key = format!("{}/{id}", self.name);
-            self.group.bench_function(id, |b| {
-                b.iter_custom(|iters| {
-                    let elapsed = run(iters);
-                    record(&key, iters, elapsed);
-                    elapsed
-                })
-            });
-        }
-
-        fn finish(self) {
-            self.group.finish();
         }
     }
 

@@ -23,7 +23,11 @@ fn main() {
 }
 
 #[cfg(unix)]
+mod common;
+
+#[cfg(unix)]
 mod unix {
+    use crate::common::{SAMPLES, Suite, benchmarking, median, median_ns, recorded};
     use std::collections::BTreeMap;
     use std::hint::black_box;
     use std::io::{BufReader, Read, Write};
@@ -33,13 +37,7 @@ mod unix {
     use std::sync::Mutex;
     use std::time::{Duration, Instant};
 
-    use criterion::measurement::WallTime;
-    use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
-
-    /// Samples per benchmark (criterion's minimum).
-    const SAMPLES: usize = 10;
-    const MEASUREMENT: Duration = Duration::from_secs(3);
-    const WARM_UP: Duration = Duration::from_secs(1);
+    use criterion::{Criterion, SamplingMode, Throughput};
 
     /// The bulk transfer of a benchmark run.
     const BULK: usize = 64 << 20;
@@ -157,38 +155,8 @@ mod unix {
     }
 
     /// True under `cargo bench` (criterion's `--bench` without `--test`).
-    fn benchmarking() -> bool {
-        let args: Vec<String> = std::env::args().collect();
-        args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list")
-    }
-
     fn bulk_len() -> usize {
         if benchmarking() { BULK } else { BULK_TEST }
-    }
-
-    /// Per-iteration times (ns) of every call of every benchmark, in call order.
-    static RECORDS: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
-
-    fn record(key: &str, iters: u64, elapsed: Duration) {
-        let per_iter = elapsed.as_nanos() as f64 / iters.max(1) as f64;
-        let mut records = RECORDS.lock().unwrap_or_else(|e| e.into_inner());
-        records.entry(key.to_string()).or_default().push(per_iter);
-    }
-
-    /// Median time per iteration over the measured samples (the last `SAMPLES`
-    /// calls; earlier calls are criterion's warm-up).
-    fn median_ns(key: &str) -> Option<f64> {
-        let records = RECORDS.lock().unwrap_or_else(|e| e.into_inner());
-        let all = records.get(key)?;
-        let samples = all[all.len().saturating_sub(SAMPLES)..].to_vec();
-        (!samples.is_empty()).then(|| median(samples))
-    }
-
-    fn recorded(key: &str) -> bool {
-        RECORDS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(key)
     }
 
     /// A ratio measured by alternating two benchmarks in short blocks, so that
@@ -207,16 +175,6 @@ mod unix {
     const PAIRED_ROUNDS: usize = 21;
 
     static PAIRED: Mutex<BTreeMap<String, Paired>> = Mutex::new(BTreeMap::new());
-
-    fn median(mut xs: Vec<f64>) -> f64 {
-        xs.sort_by(f64::total_cmp);
-        let n = xs.len();
-        match n {
-            0 => f64::NAN,
-            _ if n % 2 == 1 => xs[n / 2],
-            _ => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-        }
-    }
 
     /// Alternates `block` iterations of `base` and of `mp`, `PAIRED_ROUNDS`
     /// times, and records the result under `key`. Only under `cargo bench`,
@@ -259,46 +217,6 @@ mod unix {
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
             .copied()
-    }
-
-    /// A criterion group whose benchmarks all use `iter_custom` and are recorded
-    /// for the summary.
-    struct Suite<'a> {
-        name: &'static str,
-        group: BenchmarkGroup<'a, WallTime>,
-    }
-
-    impl<'a> Suite<'a> {
-        fn new(c: &'a mut Criterion, name: &'static str, mode: SamplingMode) -> Suite<'a> {
-            let mut group = c.benchmark_group(name);
-            group
-                .sample_size(SAMPLES)
-                .measurement_time(MEASUREMENT)
-                .warm_up_time(WARM_UP)
-                .sampling_mode(mode);
-            Suite { name, group }
-        }
-
-        fn throughput(&mut self, t: Throughput) -> &mut Self {
-            self.group.throughput(t);
-            self
-        }
-
-        /// Benchmarks `run(iters)`, which returns the time `iters` iterations took.
-        fn run(&mut self, id: &str, mut run: impl FnMut(u64) -> Duration) {
-            let key = format!("{}/{id}", self.name);
-            self.group.bench_function(id, |b| {
-                b.iter_custom(|iters| {
-                    let elapsed = run(iters);
-                    record(&key, iters, elapsed);
-                    elapsed
-                })
-            });
-        }
-
-        fn finish(self) {
-            self.group.finish();
-        }
     }
 
     /// A job running in a child process, with the parent's end of its control
