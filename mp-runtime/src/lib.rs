@@ -59,13 +59,4 @@ pub mod __private {
     pub use core::hint::black_box;
     pub use linkme;
     pub use serde;
-
-    /// Compile-time check that a job argument is an owned serde type.
-    pub const fn assert_arg<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>() {}
-
-    /// Compile-time check that a job's return type is an owned serde type.
-    pub const fn assert_return<
-        T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-    >() {
-    }
 }
