@@ -32,6 +32,7 @@ windows_tests=(
     mp-runtime:lib:mp_runtime
     mp-macros:lib:mp_macros
     mp-bench:bin:mp-bench
+    mp:test:api_contract # sections 4-6 are skipped below
     mp:test:arity
     mp:test:examples
     mp:test:frame_limit
