@@ -11,6 +11,7 @@
 //! processes, and turns the copy into a worker before `main` runs.
 
 mod baseline;
+mod peer;
 mod plot;
 mod python;
 mod report;
@@ -155,6 +156,8 @@ pub(crate) struct ScenarioResult {
     pub(crate) unit: &'static str,
     pub(crate) n: u64,
     pub(crate) mp: Outcome,
+    /// The Rust peer ([`peer::NAME`]), on the scenarios it has an equivalent for.
+    pub(crate) procspawn: Option<Outcome>,
     pub(crate) python: Vec<PythonResult>,
     pub(crate) baselines: Vec<BaselineResult>,
 }
@@ -183,6 +186,9 @@ impl Run {
                 }
             };
             push("mp".into(), &s.mp);
+            if let Some(o) = &s.procspawn {
+                push(peer::NAME.into(), o);
+            }
             for p in &s.python {
                 push(format!("python {}", p.start_method), &p.outcome);
             }
@@ -195,6 +201,9 @@ impl Run {
 }
 
 fn main() -> ExitCode {
+    // procspawn's workers are copies of this binary too: they stop here. mp's
+    // own workers never reach `main`.
+    peer::init();
     if let Some(code) = baseline::run_child_if_asked() {
         return code;
     }
@@ -285,6 +294,11 @@ fn run(args: Args) -> Result<ExitCode, BoxError> {
         };
         eprintln!("   mp {:<44} {}", "", show(&mp, scenario.unit.text));
 
+        let procspawn = peer::for_scenario(scenario.id).map(|f| measure(reps, warmup, || f(n)));
+        if let Some(o) = &procspawn {
+            eprintln!("   {:<47} {}", peer::NAME, show(o, scenario.unit.text));
+        }
+
         let mut py = Vec::new();
         for &method in scenario.python {
             let outcome = match &mut python {
@@ -323,6 +337,7 @@ fn run(args: Args) -> Result<ExitCode, BoxError> {
             unit: scenario.unit.text,
             n,
             mp,
+            procspawn,
             python: py,
             baselines: base,
         });

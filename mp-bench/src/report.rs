@@ -198,9 +198,10 @@ pub(crate) fn goal_met(s: &ScenarioResult) -> Option<bool> {
 pub(crate) fn results_table(run: &Run) -> String {
     let mut t = String::new();
     t.push_str(
-        "| scenario | mp | Python | mp vs Python | floor (baseline) | mp ÷ floor | goal | met |\n",
+        "| scenario | mp | Python | mp vs Python | procspawn (Rust peer) | mp vs procspawn \
+         | floor (baseline) | mp ÷ floor | goal | met |\n",
     );
-    t.push_str("|---|--:|--:|:-:|--:|--:|--:|:-:|\n");
+    t.push_str("|---|--:|--:|:-:|--:|:-:|--:|--:|--:|:-:|\n");
     for s in &run.scenarios {
         let better = s.scenario.unit.better;
         let mp = s.mp.median();
@@ -228,15 +229,21 @@ pub(crate) fn results_table(run: &Run) -> String {
                 })
                 .collect()
         };
+        let (peer_cell, peer_versus) = match &s.procspawn {
+            Some(o) => (cell(o, s.unit), versus(mp, o.median(), better)),
+            None => ("–".to_string(), "–".to_string()),
+        };
         for (i, (py_cell, py)) in pythons.into_iter().enumerate() {
             let first = i == 0;
             let _ = writeln!(
                 t,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 md_cell(&s.title),
                 cell(&s.mp, s.unit),
                 py_cell,
                 versus(mp, py, better),
+                if first { peer_cell.as_str() } else { "" },
+                if first { peer_versus.as_str() } else { "" },
                 if first {
                     floor.as_ref().map_or("–".into(), |f| f.1.clone())
                 } else {
@@ -393,7 +400,12 @@ pub(crate) fn write_markdown(run: &Run, path: &Path) -> std::io::Result<()> {
         "\n*mp vs Python*: how many times faster mp is than Python in the same run. \
          *floor*: the machine's own limit for the scenario, measured in the same run with \
          no library (see Baselines); *mp ÷ floor*: how many times slower than that limit \
-         mp is (1× = at the floor). *goal*: from `PERFORMANCE.md`.\n\n",
+         mp is (1× = at the floor). *goal*: from `PERFORMANCE.md`. *procspawn (Rust \
+         peer)*: the `procspawn` crate, a Rust process pool, on the scenarios it has an \
+         equivalent for (Unix only), in the same run: a warm `procspawn::Pool` of the \
+         same size, one `pool.spawn(args, f).join()` per `apply` call, and for the \
+         chunk-size-1 map one `spawn` per item, all submitted, then all joined in order; \
+         *mp vs procspawn*: how many times faster mp is.\n\n",
     );
     md.push_str(
         "![mp and Python per scenario, relative to Python (fork), log scale](benchmarks.svg)\n\n",

@@ -1,7 +1,8 @@
 //! Smoke test of the benchmark tool: `--quick` with one repetition runs every
 //! scenario (the Python side too when `python3` is on the `PATH`) and every
-//! one of them produces a number. No figure is judged: this checks that the
-//! tool and the scenarios work, not how fast anything is.
+//! one of them produces a number, and so does the Rust peer (procspawn) on
+//! the scenarios it has an equivalent for. No figure is judged: this checks
+//! that the tool and the scenarios work, not how fast anything is.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -66,6 +67,7 @@ fn quick_run_measures_every_scenario() {
     );
 
     let mut mp_figures = 0;
+    let mut procspawn_figures = 0;
     for s in scenarios {
         let id = s["id"].as_str().expect("id");
         match s["mp"]["status"].as_str() {
@@ -80,6 +82,15 @@ fn quick_run_measures_every_scenario() {
                 median(&s["mp"], &format!("{id} mp"));
                 mp_figures += 1;
             }
+        }
+        // The Rust peer (procspawn, Unix only) on the scenarios it has an
+        // equivalent for, and only there.
+        let peer = &s["procspawn"];
+        if cfg!(unix) && ["apply", "map_chunksize1"].contains(&id) {
+            median(peer, &format!("{id} procspawn"));
+            procspawn_figures += 1;
+        } else {
+            assert!(peer.is_null(), "{id}: unexpected procspawn figure {peer}");
         }
         let pythons = s["python"].as_array().expect("python");
         assert!(!pythons.is_empty(), "{id}: no Python twin");
@@ -100,8 +111,13 @@ fn quick_run_measures_every_scenario() {
         "only {mp_figures} scenarios have an mp figure"
     );
 
+    if cfg!(unix) {
+        assert_eq!(procspawn_figures, 2, "procspawn figures");
+    }
+
     let md = std::fs::read_to_string(out.join("benchmarks.md")).unwrap();
     assert!(md.contains("Quick run"));
+    assert!(md.contains("procspawn (Rust peer)"));
     for s in scenarios {
         let title = s["title"]
             .as_str()
