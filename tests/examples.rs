@@ -385,3 +385,21 @@ fn pipe_demo() {
         1
     );
 }
+
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "locks (shared memory) are not supported on Windows yet"
+)]
+fn lock_print() {
+    let run = run("lock_print", &[]);
+    for i in 0..10 {
+        assert_eq!(
+            run.lines_starting(&format!("hello world  {i}")).len(),
+            1,
+            "{}",
+            run.stdout
+        );
+    }
+    run.line("at most 1 process held the lock at a time");
+}

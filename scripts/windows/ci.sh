@@ -87,6 +87,7 @@ declare -A windows_excluded_examples=(
     [shared_array]="shared memory/handle passing not implemented on Windows yet"
     [shared_counter]="shared memory/handle passing not implemented on Windows yet"
     [sync_demo]="locks and other synchronization primitives (shared memory) not implemented on Windows yet"
+    [lock_print]="locks (shared memory) not implemented on Windows yet"
     [queue_producer_consumer]="queues (shared memory/handle passing) not implemented on Windows yet"
     [queue_workers]="queues (shared memory/handle passing) not implemented on Windows yet"
     [manager_client]="managers not implemented on Windows yet"
