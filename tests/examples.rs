@@ -403,3 +403,19 @@ fn lock_print() {
     }
     run.line("at most 1 process held the lock at a time");
 }
+
+#[test]
+#[cfg_attr(windows, ignore = "shared memory is not supported on Windows yet")]
+fn shared_array_add() {
+    let run = run("shared_array_add", &[]);
+    for k in 1..=10 {
+        let value = 1 + 100 * k;
+        let lines: Vec<_> = run
+            .stdout
+            .lines()
+            .filter(|l| l.ends_with(&format!("-----> {value}")))
+            .collect();
+        assert_eq!(lines.len(), 1, "{}", run.stdout);
+    }
+    run.line("final array: [1001, 2, 3, 4]");
+}

@@ -86,6 +86,7 @@ declare -A windows_excluded_examples=(
     [pipe_demo]="mp::pipe and handle passing not implemented on Windows yet"
     [shared_array]="shared memory/handle passing not implemented on Windows yet"
     [shared_counter]="shared memory/handle passing not implemented on Windows yet"
+    [shared_array_add]="shared memory/handle passing not implemented on Windows yet"
     [sync_demo]="locks and other synchronization primitives (shared memory) not implemented on Windows yet"
     [lock_print]="locks (shared memory) not implemented on Windows yet"
     [queue_producer_consumer]="queues (shared memory/handle passing) not implemented on Windows yet"
