@@ -300,3 +300,27 @@ fn process_exists(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Pins this worker to one CPU, then reports what `cpu_count` sees.
+#[cfg(target_os = "linux")]
+#[mp::job]
+fn cpu_count_when_pinned() -> usize {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET and sched_setaffinity only
+    // write the set and this thread's affinity.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+    mp::cpu_count()
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn cpu_count_respects_the_affinity_mask() {
+    let p = mp::Process::spawn(cpu_count_when_pinned, ()).unwrap();
+    assert_eq!(p.join().unwrap(), 1);
+}
