@@ -28,7 +28,7 @@ mod common;
 
 #[cfg(unix)]
 mod unix {
-    use crate::common::{SAMPLES, Suite, benchmarking, median_ns};
+    use crate::common::{SAMPLES, Suite, benchmarking, median_ns, memcpy_baseline};
     use std::hint::black_box;
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
@@ -389,15 +389,9 @@ mod unix {
         let mut suite = Suite::new(c, "payload", SamplingMode::Flat);
         suite.throughput(Throughput::Bytes(len as u64));
 
+        memcpy_baseline(&mut suite, &data);
+
         let mut dst = vec![0u8; len];
-        suite.run("memcpy_64MiB", |iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                dst.copy_from_slice(black_box(&data));
-                black_box(&mut dst);
-            }
-            start.elapsed()
-        });
 
         let mut echo: Option<EchoChild> = None;
         suite.run("raw_socketpair_64MiB_roundtrip", |iters| {

@@ -27,7 +27,9 @@ mod common;
 
 #[cfg(unix)]
 mod unix {
-    use crate::common::{SAMPLES, Suite, benchmarking, median, median_ns, recorded};
+    use crate::common::{
+        SAMPLES, Suite, benchmarking, median, median_ns, memcpy_baseline, recorded,
+    };
     use std::collections::BTreeMap;
     use std::hint::black_box;
     use std::io::{BufReader, Read, Write};
@@ -648,16 +650,7 @@ mod unix {
         let mut suite = Suite::new(c, "bulk", SamplingMode::Flat);
         suite.throughput(Throughput::Bytes(len as u64));
 
-        let mut dst = vec![0u8; len];
-        suite.run("memcpy_64MiB", |iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                dst.copy_from_slice(black_box(&data));
-                black_box(&mut dst);
-            }
-            start.elapsed()
-        });
-        drop(dst);
+        memcpy_baseline(&mut suite, &data);
 
         let mut raw: Option<RawChild<UnixStream>> = None;
         suite.run("raw_socketpair_64MiB", |iters| {

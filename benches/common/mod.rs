@@ -3,8 +3,9 @@
 //! a criterion group whose benchmarks all use `iter_custom`.
 
 use std::collections::BTreeMap;
+use std::hint::black_box;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
@@ -96,4 +97,17 @@ impl<'a> Suite<'a> {
     pub(crate) fn finish(self) {
         self.group.finish();
     }
+}
+
+/// The `memcpy_64MiB` baseline: copying `data` within this process.
+pub(crate) fn memcpy_baseline(suite: &mut Suite<'_>, data: &[u8]) {
+    let mut dst = vec![0u8; data.len()];
+    suite.run("memcpy_64MiB", |iters| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            dst.copy_from_slice(black_box(data));
+            black_box(&mut dst);
+        }
+        start.elapsed()
+    });
 }
