@@ -15,10 +15,6 @@ pub(crate) use unix::*;
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::*;
-#[cfg(windows)]
-mod windows_handles;
-#[cfg(windows)]
-pub(crate) use windows_handles::*;
 
 /// Environment variable that marks a re-executed binary as an mp worker.
 pub(crate) const WORKER_MARKER: &str = "__MP_WORKER";

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::windows::io::{BorrowedHandle as WinBorrowed, OwnedHandle};
 
-use crate::sys::{ChannelRead, ChannelWrite};
+use super::{ChannelRead, ChannelWrite};
 
 /// An OS handle owned by this process.
 pub(crate) type OsHandle = OwnedHandle;

@@ -22,6 +22,9 @@
 //! `ExitStatus::Signal(15)` and `ExitStatus::Signal(9)`, so `exitcode()` is -15
 //! and -9 as on Unix; Python's own marker 0x10000 also reads as -15 (SIGTERM).
 
+mod handles;
+pub(crate) use handles::*;
+
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString, c_void};
 use std::fs::File;
