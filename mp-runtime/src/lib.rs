@@ -6,6 +6,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod bootstrap;
+mod buffer;
 mod children;
 mod codec;
 mod error;

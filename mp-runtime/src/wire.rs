@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::buffer;
 use crate::codec;
 use crate::error::{CodecError, Error, Result};
 use crate::sys::{self, BorrowedHandle, OsHandle};
@@ -435,7 +436,7 @@ impl<R: RecvHalf> FrameReader<R> {
         let mut out = Vec::new();
         // Address space only, so a lying length costs no memory; if even that
         // is refused, the buffer grows as bytes arrive.
-        let _ = out.try_reserve_exact(len);
+        let _ = buffer::try_reserve_exact(&mut out, len);
         out.extend_from_slice(&self.buf[self.start..self.start + buffered]);
         self.start += buffered;
         // Zero a stretch at a time (at most 1 MiB ahead of the bytes that

@@ -78,3 +78,24 @@ pub(crate) fn borrow_handle(handle: &OsHandle) -> BorrowedHandle<'_> {
     use std::os::windows::io::AsHandle;
     handle.as_handle()
 }
+
+/// Hints that the `len` bytes at `ptr`, memory this process owns and has not
+/// touched yet, be backed by huge pages: one fault then maps 2 MiB instead of
+/// 4 KiB. Only the whole huge pages inside the range are advised; a no-op where
+/// the system has no such hint.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    const HUGE: usize = 2 << 20;
+    let start = (ptr as usize).next_multiple_of(HUGE);
+    let end = (ptr as usize).saturating_add(len) & !(HUGE - 1);
+    if end > start {
+        // SAFETY: [start, end) lies inside the caller's allocation; MADV_HUGEPAGE
+        // is advice about how to back the range and changes no contents. Its
+        // failure (no THP in this kernel) only means the hint is not taken.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
+}
+
+/// Hints that a range be backed by huge pages (not offered on this platform).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
