@@ -180,6 +180,11 @@ fn pool_methods() {
     unordered.sort_unstable();
     assert_eq!(unordered, (0..50u64).map(|x| x * x).collect::<Vec<_>>());
 
+    let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let back = pool.apply(reverse_bytes, (big.clone(),)).unwrap();
+    assert_eq!(back.len(), big.len());
+    assert!(back.iter().rev().eq(big.iter()));
+
     // A panicking job fails its task only; the ranks serve on.
     match pool.apply(boom, (3,)) {
         Err(mp::Error::JobPanicked { message, .. }) => assert_eq!(message, "boom at three"),
@@ -253,6 +258,13 @@ fn whoami_n(_i: u64) -> (usize, u32) {
 #[mp::job]
 fn config_n(_i: u64) -> String {
     config()
+}
+
+/// A big argument and result cross in one frame each (MPI's rendezvous path).
+#[mp::job]
+fn reverse_bytes(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.reverse();
+    bytes
 }
 
 #[mp::job]

@@ -165,6 +165,9 @@ impl Hub {
         let mut last_activity = Instant::now();
         loop {
             let (outgoing, stop) = self.take_outgoing();
+            if !outgoing.is_empty() {
+                last_activity = Instant::now();
+            }
             for (rank, tag, bytes) in outgoing {
                 sending.push(ffi::Send::start(bytes, rank, tag));
             }
@@ -203,6 +206,7 @@ impl Hub {
             }
             let quiet = last_activity.elapsed();
             if quiet < SPIN {
+                // Replies to short tasks come soon: poll without sleeping.
                 drop(state);
                 std::thread::yield_now();
             } else {
