@@ -299,6 +299,11 @@ fn killed_rank() {
     let ranks: Vec<usize> = pool.map_chunked(nap_n, 0..6u64, 1).unwrap();
     assert!(ranks.iter().all(|&r| r == 2), "{ranks:?}");
     drop(pool);
+    // A later pool goes on without the dead rank.
+    let pool = mp::mpi::pool().unwrap();
+    let ranks: Vec<usize> = pool.map_chunked(nap_n, 0..4u64, 1).unwrap();
+    assert_eq!(ranks, vec![2; 4]);
+    drop(pool);
     println!("killed rank scenario: OK ({died} task(s) failed with WorkerDied)");
 }
 

@@ -738,6 +738,11 @@ fn supervise(shared: &Shared, slot: usize) {
         let name = format!("PoolWorker-{}", NEXT_WORKER.fetch_add(1, Ordering::Relaxed));
         let link = match start_worker(shared, slot, &name) {
             Ok(link) => link,
+            Err(_) if !shared.backend.replaceable(slot) => {
+                // A rank that died before this pool: the pool goes on without it.
+                retire_slot(shared, slot);
+                return;
+            }
             Err(e) => {
                 shared.break_pool(e);
                 return;
