@@ -709,3 +709,32 @@ impl Peer for RankPeer {
         dead_rank(self.rank, self.pid, job)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FrameScan;
+    use crate::wire::{self, Reply};
+
+    fn frames(n: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut scratch = Vec::new();
+        for id in 0..n {
+            let payload = vec![7u8; id as usize * 100];
+            wire::write_frame(&mut out, &Reply::Done { id }, &payload, &[], &mut scratch).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn frame_scan_counts_whole_frames_whatever_the_split() {
+        let stream = frames(5);
+        for piece in [1, 3, 4, 5, 17, 1000, stream.len()] {
+            let mut scan = FrameScan::default();
+            let counted: usize = stream.chunks(piece).map(|c| scan.feed(c)).sum();
+            assert_eq!(counted, 5, "pieces of {piece} bytes");
+        }
+        let mut scan = FrameScan::default();
+        assert_eq!(scan.feed(&stream[..stream.len() - 1]), 4);
+        assert_eq!(scan.feed(&stream[stream.len() - 1..]), 1);
+    }
+}
