@@ -46,14 +46,14 @@ impl Unit {
     pub(crate) const TIMES: Unit = Unit::higher("×");
     pub(crate) const MB_S: Unit = Unit::higher("MB/s");
 
-    const fn lower(text: &'static str) -> Unit {
+    pub(crate) const fn lower(text: &'static str) -> Unit {
         Unit {
             text,
             better: Better::Lower,
         }
     }
 
-    const fn higher(text: &'static str) -> Unit {
+    pub(crate) const fn higher(text: &'static str) -> Unit {
         Unit {
             text,
             better: Better::Higher,
