@@ -276,8 +276,14 @@ fn a_dead_worker_fails_its_task_and_is_replaced() {
     }
     for how in cases {
         match pool.apply(die_hard, (how.to_string(),)) {
-            Err(mp::Error::WorkerDied { pid, exit, job }) => {
+            Err(mp::Error::WorkerDied {
+                pid,
+                exit,
+                job,
+                rank,
+            }) => {
                 assert!(before.contains(&pid) || pid != std::process::id());
+                assert_eq!(rank, None, "a local worker has no MPI rank");
                 assert!(job.unwrap().ends_with("::die_hard"));
                 match how {
                     "exit" => assert_eq!(exit, mp::ExitStatus::Code(3)),

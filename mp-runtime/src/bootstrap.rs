@@ -21,6 +21,10 @@ pub(crate) fn become_worker_if_marked() {
         return;
     }
     let Some(marker) = std::env::var_os(sys::WORKER_MARKER) else {
+        // Not a worker process; under an MPI launcher, ranks 1..N become
+        // workers here (and rank 0 goes on to `main`).
+        #[cfg(feature = "mpi")]
+        crate::mpi::enter();
         return;
     };
     let marker = marker.to_string_lossy().into_owned();
@@ -74,6 +78,8 @@ impl MainGuard {
 impl Drop for MainGuard {
     fn drop(&mut self) {
         crate::children::shutdown_children();
+        #[cfg(feature = "mpi")]
+        crate::mpi::finish();
     }
 }
 

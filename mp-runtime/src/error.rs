@@ -27,18 +27,17 @@ pub enum Error {
         pid: u32,
     },
     /// The worker process died (killed, aborted, crashed) before it answered.
-    #[error(
-        "worker process {pid} {exit}{} before it could answer: it was stopped (terminate(), \
-         kill) or crashed (a segfault, an abort)",
-        job_suffix(.job)
-    )]
+    #[error("{}", died_message(*.pid, *.exit, .job, *.rank))]
     WorkerDied {
         /// Process id of the worker.
         pid: u32,
-        /// How it ended.
+        /// How it ended. For an MPI rank, whose end cannot be observed from rank 0,
+        /// `Signal(9)`: it stopped answering and is presumed killed.
         exit: ExitStatus,
         /// The job it was running, when known.
         job: Option<String>,
+        /// The MPI rank of the worker, for a pool over MPI ranks.
+        rank: Option<usize>,
     },
     /// The function given to a pool or process is not an `#[mp::job]`.
     #[error(
@@ -108,6 +107,22 @@ fn location_suffix(location: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+fn died_message(pid: u32, exit: ExitStatus, job: &Option<String>, rank: Option<usize>) -> String {
+    match rank {
+        None => format!(
+            "worker process {pid} {exit}{} before it could answer: it was stopped (terminate(), \
+             kill) or crashed (a segfault, an abort)",
+            job_suffix(job)
+        ),
+        Some(rank) => format!(
+            "MPI rank {rank} (process {pid}) stopped answering{} and is presumed dead: it was \
+             killed or crashed, or its machine or network failed; the pool goes on with the \
+             other ranks",
+            job_suffix(job)
+        ),
+    }
+}
+
 fn job_suffix(job: &Option<String>) -> String {
     job.as_ref()
         .map(|j| format!(" while running `{j}`"))
@@ -153,10 +168,16 @@ impl Error {
                 location: location.clone(),
                 pid: *pid,
             },
-            Error::WorkerDied { pid, exit, job } => Error::WorkerDied {
+            Error::WorkerDied {
+                pid,
+                exit,
+                job,
+                rank,
+            } => Error::WorkerDied {
                 pid: *pid,
                 exit: *exit,
                 job: job.clone(),
+                rank: *rank,
             },
             Error::NotAJob { name } => Error::NotAJob { name },
             Error::Timeout { after } => Error::Timeout { after: *after },

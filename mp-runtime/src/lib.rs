@@ -11,6 +11,8 @@ mod codec;
 mod error;
 mod job;
 mod manager;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 mod pipe;
 mod pod;
 mod pool;

@@ -315,6 +315,7 @@ impl<R: serde::de::DeserializeOwned> Process<R> {
                 pid: self.child.pid(),
                 exit: self.child.exit_status().unwrap_or(ExitStatus::Signal(9)),
                 job: Some(self.job.to_string()),
+                rank: None,
             }),
         }
     }

@@ -339,6 +339,11 @@ impl<R: RecvHalf> FrameReader<R> {
         &self.inner
     }
 
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
     fn recv_into(
         inner: &mut R,
         target: &mut [u8],

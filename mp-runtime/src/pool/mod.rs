@@ -9,6 +9,7 @@
 //! `WorkerDied`; tasks queued behind it go back to the front of the FIFO.
 
 mod imap;
+pub(crate) mod link;
 mod result;
 
 use std::collections::VecDeque;
@@ -20,17 +21,16 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use self::imap::Imap;
+use self::link::{Backend, Link, LinkReader, LinkWriter, Peer};
 pub use self::result::AsyncResult;
 use self::result::{MapSink, Payload, ResultCell, SingleSink, Sink};
-use crate::children::{self, ChildHandle};
+use crate::children;
 use crate::transfer::{self, Encoded};
 
 use crate::error::{CodecError, Error, Result};
 use crate::job::Job;
 use crate::registry::{self, JobEntry};
-use crate::sys::Signal;
 use crate::wire::{self, Reply, Request};
-use crate::worker::conn::{self, Reader, WorkerConn, Writer};
 
 /// Tasks sent ahead to one worker: one running, one waiting in its channel.
 const PIPELINE_DEPTH: usize = 2;
@@ -104,6 +104,7 @@ struct Shared {
     processes: usize,
     initializer: Option<(&'static JobEntry, Encoded)>,
     max_tasks_per_child: Option<usize>,
+    backend: Backend,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +128,7 @@ struct State {
 
 #[derive(Default)]
 struct Slot {
-    child: Option<Arc<ChildHandle>>,
+    peer: Option<Arc<dyn Peer>>,
     in_flight: VecDeque<Task>,
     /// When the task at the front of `in_flight` started running.
     front_since: Option<Instant>,
@@ -135,6 +136,8 @@ struct Slot {
     dead: bool,
     retiring: bool,
     started: bool,
+    /// The worker ended and cannot be replaced (a dead MPI rank).
+    gone: bool,
 }
 
 struct Task {
@@ -236,6 +239,12 @@ impl PoolBuilder {
         self
     }
 
+    /// The number of processes asked for, if any.
+    #[cfg(feature = "mpi")]
+    pub(crate) fn requested_processes(&self) -> Option<usize> {
+        self.processes
+    }
+
     /// Starts the workers and waits until each has started (and run the initializer).
     pub fn build(self) -> Result<Pool> {
         let pool = self.launch()?;
@@ -260,7 +269,27 @@ impl PoolBuilder {
             processes,
             initializer,
             self.max_tasks_per_child,
+            Backend::Local,
         ))
+    }
+
+    /// Starts a pool whose workers are the ranks 1..N of the MPI job.
+    #[cfg(feature = "mpi")]
+    pub(crate) fn build_mpi(self, ranks: crate::mpi::Ranks) -> Result<Pool> {
+        if self.max_tasks_per_child == Some(0) {
+            return Err(Error::invalid(
+                "max_tasks_per_child must be at least 1 (leave it unset for no limit)",
+            ));
+        }
+        let initializer = self.initializer.transpose()?;
+        let pool = Pool::start(
+            ranks.count(),
+            initializer,
+            self.max_tasks_per_child,
+            Backend::Mpi(ranks),
+        );
+        pool.wait_started()?;
+        Ok(pool)
     }
 }
 
@@ -312,6 +341,7 @@ impl Pool {
             processes: 0,
             initializer: None,
             max_tasks_per_child: None,
+            backend: Backend::Local,
         });
         Pool {
             shared,
@@ -323,6 +353,7 @@ impl Pool {
         processes: usize,
         initializer: Option<(&'static JobEntry, Encoded)>,
         max_tasks_per_child: Option<usize>,
+        backend: Backend,
     ) -> Pool {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -338,6 +369,7 @@ impl Pool {
             processes,
             initializer,
             max_tasks_per_child,
+            backend,
         });
         let mut supervisors = Vec::with_capacity(processes);
         for slot in 0..processes {
@@ -387,6 +419,9 @@ impl Pool {
         sink: Arc<dyn Sink>,
     ) -> Result<()> {
         wire::check_payload_size(job.name(), payload.bytes.len())?;
+        self.shared
+            .backend
+            .check_handles(job.name(), &payload.handles)?;
         let mut state = self.shared.lock();
         if let Some(e) = &state.broken {
             return Err(e.duplicate());
@@ -650,13 +685,12 @@ impl Pool {
             .drain(..)
             .map(|t| (t, Error::Terminated))
             .collect();
-        let children: Vec<Arc<ChildHandle>> =
-            state.slots.iter().filter_map(|s| s.child.clone()).collect();
+        let peers: Vec<Arc<dyn Peer>> = state.slots.iter().filter_map(|s| s.peer.clone()).collect();
         drop(state);
         self.shared.work.notify_all();
         self.shared.finish(queued);
-        for child in children {
-            let _ = child.signal(Signal::Kill);
+        for peer in peers {
+            peer.kill();
         }
         self.join_supervisors();
         Ok(())
@@ -703,8 +737,8 @@ fn supervise(shared: &Shared, slot: usize) {
             }
         }
         let name = format!("PoolWorker-{}", NEXT_WORKER.fetch_add(1, Ordering::Relaxed));
-        let conn = match start_worker(shared, &name) {
-            Ok(conn) => conn,
+        let link = match start_worker(shared, slot, &name) {
+            Ok(link) => link,
             Err(e) => {
                 shared.break_pool(e);
                 return;
@@ -714,7 +748,7 @@ fn supervise(shared: &Shared, slot: usize) {
             let mut state = shared.lock();
             let s = &mut state.slots[slot];
             *s = Slot {
-                child: Some(Arc::clone(&conn.child)),
+                peer: Some(Arc::clone(&link.peer)),
                 started: true,
                 ..Slot::default()
             };
@@ -722,22 +756,47 @@ fn supervise(shared: &Shared, slot: usize) {
             drop(state);
             shared.idle.notify_all();
             if terminated {
-                let _ = conn.child.signal(Signal::Kill);
+                link.peer.kill();
             }
         }
-        serve(shared, slot, conn);
+        serve(shared, slot, link);
+        if !shared.backend.replaceable(slot) {
+            retire_slot(shared, slot);
+            return;
+        }
     }
 }
 
-fn start_worker(shared: &Shared, name: &str) -> Result<WorkerConn> {
-    let mut conn = conn::launch(name, true)?;
+/// A worker that ended for good (a dead MPI rank): the others carry on; with
+/// none left, the pool is broken.
+fn retire_slot(shared: &Shared, slot: usize) {
+    let mut state = shared.lock();
+    let s = &mut state.slots[slot];
+    s.gone = true;
+    s.dead = true;
+    s.started = true;
+    let all_gone = state.slots.iter().all(|s| s.gone);
+    let running = state.phase != Phase::Terminated;
+    drop(state);
+    shared.work.notify_all();
+    shared.idle.notify_all();
+    if all_gone && running {
+        shared.break_pool(Error::WorkerStart {
+            message: "every worker of the pool has died (no MPI rank is left to run tasks)"
+                .to_string(),
+        });
+    }
+}
+
+fn start_worker(shared: &Shared, slot: usize, name: &str) -> Result<Link> {
+    let mut link = shared.backend.start(slot, name)?;
     if let Some((entry, payload)) = &shared.initializer {
-        let pid = conn.child.pid();
+        let pid = link.peer.pid();
         let request = Request::Init { job: entry.name() };
-        let result = conn
+        let result = link
             .writer
-            .send_with_handles(&request, &payload.bytes, &payload.handles)
-            .and_then(|()| conn.reader.next());
+            .send(&request, &payload.bytes, &payload.handles)
+            .and_then(|()| link.reader.next());
         let failure = match result {
             Ok(Some(frame)) => match frame.header::<Reply>() {
                 Ok(Reply::InitDone) => None,
@@ -748,51 +807,48 @@ fn start_worker(shared: &Shared, name: &str) -> Result<WorkerConn> {
                 Err(e) => Some(e),
             },
             Ok(None) | Err(Error::Disconnected) => {
-                let exit = conn.child.reap_with_grace(Duration::from_secs(1));
-                Some(Error::WorkerDied {
-                    pid,
-                    exit,
-                    job: Some(entry.name().to_string()),
-                })
+                let exit = link.peer.reap();
+                Some(link.peer.died(exit, Some(entry.name().to_string())))
             }
             Err(e) => Some(e),
         };
         if let Some(error) = failure {
-            let _ = conn.child.signal(Signal::Kill);
-            conn.child.reap_with_grace(Duration::from_secs(1));
+            link.peer.kill();
+            link.peer.reap();
             return Err(error);
         }
     }
-    Ok(conn)
+    Ok(link)
 }
 
 /// Runs one worker until it exits, then settles the tasks it held.
-fn serve(shared: &Shared, slot: usize, conn: WorkerConn) {
-    let WorkerConn {
-        child,
+fn serve(shared: &Shared, slot: usize, link: Link) {
+    let Link {
+        peer,
         mut reader,
         mut writer,
-    } = conn;
+    } = link;
     std::thread::scope(|scope| {
-        let writer = &mut writer;
+        let writer = &mut *writer;
+        let peer = &*peer;
         let spawned = std::thread::Builder::new()
             .name(format!("mp-pool-{slot}-send"))
-            .spawn_scoped(scope, || feed(shared, slot, writer, &child));
+            .spawn_scoped(scope, || feed(shared, slot, writer, peer));
         if spawned.is_ok() {
-            drain(shared, slot, &mut reader, &child);
+            drain(shared, slot, &mut *reader, peer);
         }
         let mut state = shared.lock();
         state.slots[slot].dead = true;
         drop(state);
         shared.work.notify_all();
         // The writer may be blocked writing to a worker that stopped reading.
-        let _ = child.signal(Signal::Kill);
+        peer.kill();
     });
-    let exit = child.reap_with_grace(Duration::from_secs(1));
+    let exit = peer.reap();
 
     let mut state = shared.lock();
     let held: Vec<Task> = state.slots[slot].in_flight.drain(..).collect();
-    state.slots[slot].child = None;
+    state.slots[slot].peer = None;
     let mut failed = Vec::new();
     if state.phase == Phase::Terminated {
         failed.extend(held.into_iter().map(|t| (t, Error::Terminated)));
@@ -800,14 +856,7 @@ fn serve(shared: &Shared, slot: usize, conn: WorkerConn) {
         let mut held = held.into_iter();
         if let Some(running) = held.next() {
             let job = Some(running.job.name().to_string());
-            failed.push((
-                running,
-                Error::WorkerDied {
-                    pid: child.pid(),
-                    exit,
-                    job,
-                },
-            ));
+            failed.push((running, peer.died(exit, job)));
         }
         // Tasks queued behind the dead one never started: run them elsewhere.
         for task in held.rev() {
@@ -820,7 +869,7 @@ fn serve(shared: &Shared, slot: usize, conn: WorkerConn) {
 }
 
 /// Writer thread: keeps the worker's channel fed.
-fn feed(shared: &Shared, slot: usize, writer: &mut Writer, child: &ChildHandle) {
+fn feed(shared: &Shared, slot: usize, writer: &mut dyn LinkWriter, peer: &dyn Peer) {
     loop {
         let next = {
             let mut state = shared.lock();
@@ -856,7 +905,7 @@ fn feed(shared: &Shared, slot: usize, writer: &mut Writer, child: &ChildHandle) 
         };
         match next {
             None => {
-                let _ = writer.send(&Request::Shutdown { report_last: false }, &[]);
+                let _ = writer.send(&Request::Shutdown { report_last: false }, &[], &[]);
                 return;
             }
             Some((id, job, batch, payload)) => {
@@ -866,12 +915,12 @@ fn feed(shared: &Shared, slot: usize, writer: &mut Writer, child: &ChildHandle) 
                     batch,
                 };
                 if writer
-                    .send_with_handles(&request, &payload.bytes, &payload.handles)
+                    .send(&request, &payload.bytes, &payload.handles)
                     .is_err()
                 {
                     // Usually the worker is gone already; if not, it would wait for
                     // a task that never comes: end it, and the reader settles the tasks.
-                    let _ = child.signal(Signal::Kill);
+                    peer.kill();
                     return;
                 }
             }
@@ -880,8 +929,8 @@ fn feed(shared: &Shared, slot: usize, writer: &mut Writer, child: &ChildHandle) 
 }
 
 /// Reader loop: delivers replies until the worker's channel ends.
-fn drain(shared: &Shared, slot: usize, reader: &mut Reader, child: &ChildHandle) {
-    let pid = child.pid();
+fn drain(shared: &Shared, slot: usize, reader: &mut dyn LinkReader, peer: &dyn Peer) {
+    let pid = peer.pid();
     loop {
         let mut frame = match reader.next() {
             Ok(Some(frame)) => frame,

@@ -7,6 +7,7 @@ pub(crate) mod conn;
 use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,7 +17,9 @@ use crate::process::Identity;
 use crate::registry;
 use crate::sys::{self, OsHandle};
 use crate::transfer::{self, Encoded};
-use crate::wire::{self, FailureKind, FrameReader, Hello, HelloAck, JobFailure, Reply, Request};
+use crate::wire::{
+    self, FailureKind, FrameReader, Hello, HelloAck, JobFailure, RecvHalf, Reply, Request, SendHalf,
+};
 
 /// The arguments of one job call, as received. Built only by the runtime.
 #[doc(hidden)]
@@ -31,6 +34,9 @@ pub struct Invocation<'a> {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Outcome(std::result::Result<Encoded, JobFailure>);
+
+/// Jobs running in this process right now (on any thread).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static IN_JOB: Cell<bool> = const { Cell::new(false) };
@@ -87,7 +93,9 @@ fn codec_failure(message: &str) -> JobFailure {
 /// Calls `f`, turning a panic into a `JobFailure` with its message and location.
 fn catch_job<T>(f: impl FnOnce() -> T) -> std::result::Result<T, JobFailure> {
     IN_JOB.with(|flag| flag.set(true));
+    RUNNING.fetch_add(1, Ordering::AcqRel);
     let result = panic::catch_unwind(AssertUnwindSafe(f));
+    RUNNING.fetch_sub(1, Ordering::AcqRel);
     IN_JOB.with(|flag| flag.set(false));
     result.map_err(|payload| {
         let message = if let Some(s) = payload.downcast_ref::<&str>() {
@@ -111,13 +119,28 @@ fn catch_job<T>(f: impl FnOnce() -> T) -> std::result::Result<T, JobFailure> {
 fn install_panic_hook() {
     let previous = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
-        if IN_JOB.with(|flag| flag.get()) {
-            let location = info.location().map(|l| l.to_string());
-            PANIC_LOCATION.with(|l| *l.borrow_mut() = location);
-        } else {
+        if !note_job_panic(info) {
             previous(info);
         }
     }));
+}
+
+/// For a panic hook: true (and the location noted for the report) if the panic
+/// happened in a job on this thread, which `catch_job` turns into a failed task.
+pub(crate) fn note_job_panic(info: &panic::PanicHookInfo<'_>) -> bool {
+    if IN_JOB.with(|flag| flag.get()) {
+        let location = info.location().map(|l| l.to_string());
+        PANIC_LOCATION.with(|l| *l.borrow_mut() = location);
+        true
+    } else {
+        false
+    }
+}
+
+/// Whether a job is running in this process (on any thread).
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) fn job_running() -> bool {
+    RUNNING.load(Ordering::Acquire) > 0
 }
 
 /// Entry of a re-executed worker: never returns.
@@ -155,6 +178,17 @@ fn serve(boot: sys::WorkerBoot) -> Result<i32> {
     } = boot;
     let mut reader = FrameReader::new(channel.read);
     let mut writer = channel.write;
+    serve_session(&mut reader, &mut writer, parent_pid)
+}
+
+/// One worker's life with one parent: the handshake, then requests until
+/// `Shutdown` or the end of the stream. Returns the exit code the worker should
+/// use. An MPI rank runs one session per pool, over its MPI transport.
+pub(crate) fn serve_session<R: RecvHalf, W: SendHalf>(
+    reader: &mut FrameReader<R>,
+    writer: &mut W,
+    parent_pid: u32,
+) -> Result<i32> {
     let mut scratch = Vec::with_capacity(256);
 
     let Some(frame) = reader.read_frame(64 * 1024)? else {
@@ -169,7 +203,7 @@ fn serve(boot: sys::WorkerBoot) -> Result<i32> {
         pid: std::process::id(),
         jobs: registry::len() as u32,
     };
-    wire::write_frame(&mut writer, &ack, &[], &[], &mut scratch)?;
+    wire::write_frame(writer, &ack, &[], &[], &mut scratch)?;
     if hello.magic != wire::MAGIC
         || hello.protocol != wire::PROTOCOL_VERSION
         || hello.fingerprint != fingerprint
@@ -192,28 +226,18 @@ fn serve(boot: sys::WorkerBoot) -> Result<i32> {
                 let outcome = run_job(job, frame.payload(), batch, handles);
                 let _ = std::io::stdout().flush();
                 last_failed = outcome.is_err();
-                send_outcome(
-                    &mut writer,
-                    &mut scratch,
-                    outcome,
-                    |failure| match failure {
-                        Some(failure) => Reply::Failed { id, failure },
-                        None => Reply::Done { id },
-                    },
-                )?;
+                send_outcome(writer, &mut scratch, outcome, |failure| match failure {
+                    Some(failure) => Reply::Failed { id, failure },
+                    None => Reply::Done { id },
+                })?;
             }
             Request::Init { job } => {
                 let outcome = run_job(job, frame.payload(), false, handles);
                 let _ = std::io::stdout().flush();
-                send_outcome(
-                    &mut writer,
-                    &mut scratch,
-                    outcome,
-                    |failure| match failure {
-                        Some(failure) => Reply::InitFailed { failure },
-                        None => Reply::InitDone,
-                    },
-                )?;
+                send_outcome(writer, &mut scratch, outcome, |failure| match failure {
+                    Some(failure) => Reply::InitFailed { failure },
+                    None => Reply::InitDone,
+                })?;
             }
             Request::Shutdown { report_last } => {
                 return Ok(if report_last && last_failed { 1 } else { 0 });
@@ -222,8 +246,8 @@ fn serve(boot: sys::WorkerBoot) -> Result<i32> {
     }
 }
 
-fn send_outcome(
-    writer: &mut sys::ChannelWrite,
+fn send_outcome<W: SendHalf>(
+    writer: &mut W,
     scratch: &mut Vec<u8>,
     outcome: std::result::Result<Encoded, JobFailure>,
     reply: impl Fn(Option<JobFailure>) -> Reply,

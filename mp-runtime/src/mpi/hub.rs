@@ -1,0 +1,692 @@
+//! Rank 0's side: one thread (the hub) makes every MPI call, so the pool's
+//! threads never call MPI at once; they hand it frames per rank and read the
+//! replies it files per rank.
+//!
+//! Each pool's use of a rank is a session, named by the MPI tag of its messages;
+//! replies of an earlier session (after `terminate`) are dropped by tag. A
+//! message is a kind byte then bytes; frames form a byte stream per session, and
+//! all frames waiting for a rank leave in one message (batching).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ::mpi::point_to_point::{MatchedReceiveVec, Source};
+use ::mpi::topology::{Communicator, SimpleCommunicator};
+use serde::Serialize;
+
+use super::ffi;
+use crate::error::{Error, ExitStatus, Result};
+use crate::pool::link::{Link, LinkReader, LinkWriter, Peer};
+use crate::registry;
+use crate::sys::OsHandle;
+use crate::wire::{self, Frame, FrameReader, Hello, HelloAck, RecvHalf, Request};
+
+/// Message kinds, the first byte of every message.
+pub(super) const KIND_FRAMES: u8 = 0;
+/// Rank to rank 0: still working on the session's requests.
+pub(super) const KIND_HEARTBEAT: u8 = 1;
+/// Rank to rank 0: the session is over (it read `Shutdown`).
+pub(super) const KIND_ENDED: u8 = 2;
+/// Rank 0 to rank: finalize and exit.
+pub(super) const KIND_STOP: u8 = 3;
+
+/// The tag of messages outside any session (`KIND_STOP`).
+pub(super) const TAG_CONTROL: i32 = 0;
+/// Session tags cycle through 1..=MAX_SESSION_TAG (MPI guarantees tags up to 32767).
+const MAX_SESSION_TAG: i32 = 32767;
+
+/// How often a busy rank says it is alive.
+pub(super) const HEARTBEAT: Duration = Duration::from_millis(200);
+
+/// Silence after which a rank with unanswered requests is presumed dead.
+fn liveness_timeout() -> Duration {
+    static TIMEOUT: OnceLock<Duration> = OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        std::env::var("MP_MPI_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&ms| ms >= 2 * HEARTBEAT.as_millis() as u64)
+            .map_or(Duration::from_secs(2), Duration::from_millis)
+    })
+}
+
+/// How long the hub polls MPI without sleeping after the last message: replies
+/// to short tasks then arrive with no wake-up in between.
+const SPIN: Duration = Duration::from_millis(2);
+/// The longest nap between polls while replies are awaited.
+const MAX_NAP: Duration = Duration::from_millis(1);
+
+#[derive(Default)]
+struct RankState {
+    /// Tag of the open session; 0 when none.
+    session: i32,
+    /// Frames waiting to be sent.
+    out: Vec<u8>,
+    /// Received bytes of the session, in order.
+    inbox: VecDeque<Vec<u8>>,
+    /// The session's reader sees the end of the stream once the inbox is empty.
+    ended: bool,
+    /// Presumed dead: never used again.
+    dead: bool,
+    /// The pool ended the session (terminate): its reader sees the end at
+    /// once, and whatever the rank still sends for it is dropped.
+    killed: bool,
+    /// Requests sent and not answered yet (each request gets one reply frame).
+    expected: usize,
+    /// Last time the rank was heard from, or a request was sent to a quiet rank.
+    last_heard: Option<Instant>,
+    /// Finds frame boundaries in the incoming stream, to count replies.
+    scan: FrameScan,
+    /// Process id, from the session's handshake.
+    pid: u32,
+}
+
+struct HubState {
+    ranks: Vec<RankState>,
+    /// Something waits to be sent.
+    dirty: bool,
+    stop: bool,
+}
+
+struct Hub {
+    state: Mutex<HubState>,
+    /// Wakes the hub thread.
+    wake: Condvar,
+    /// Wakes readers.
+    arrived: Condvar,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+static HUB: OnceLock<Arc<Hub>> = OnceLock::new();
+static POOL_OPEN: AtomicBool = AtomicBool::new(false);
+static NEXT_TAG: AtomicI32 = AtomicI32::new(1);
+
+fn lock(m: &Mutex<HubState>) -> MutexGuard<'_, HubState> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn hub(size: usize) -> Result<Arc<Hub>> {
+    if let Some(hub) = HUB.get() {
+        return Ok(Arc::clone(hub));
+    }
+    let hub = Arc::new(Hub {
+        state: Mutex::new(HubState {
+            ranks: (0..size).map(|_| RankState::default()).collect(),
+            dirty: false,
+            stop: false,
+        }),
+        wake: Condvar::new(),
+        arrived: Condvar::new(),
+        thread: Mutex::new(None),
+    });
+    // Only rank 0's main program gets here, before any pool exists; a lost race
+    // just drops the spare hub before its thread starts.
+    if HUB.set(Arc::clone(&hub)).is_err() {
+        return HUB
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::invalid("the MPI hub vanished"));
+    }
+    let runner = Arc::clone(&hub);
+    let handle = std::thread::Builder::new()
+        .name("mp-mpi".to_string())
+        .spawn(move || runner.run())
+        .map_err(|e| Error::io("starting the MPI thread", e))?;
+    *hub.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+    Ok(hub)
+}
+
+/// Ends every rank's service and stops the hub thread (rank 0's exit).
+pub(super) fn stop_all(size: usize) {
+    let Ok(hub) = hub(size) else { return };
+    {
+        let mut state = lock(&hub.state);
+        state.stop = true;
+        for rank in state.ranks.iter_mut() {
+            rank.ended = true;
+        }
+    }
+    hub.wake.notify_all();
+    hub.arrived.notify_all();
+    let handle = hub.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(handle) = handle {
+        let _ = handle.join();
+    }
+}
+
+impl Hub {
+    /// The hub thread: every MPI call of rank 0 after initialization.
+    fn run(&self) {
+        let world = SimpleCommunicator::world();
+        let mut sending: Vec<ffi::Send> = Vec::new();
+        let mut last_activity = Instant::now();
+        loop {
+            let (outgoing, stop) = self.take_outgoing();
+            for (rank, tag, bytes) in outgoing {
+                sending.push(ffi::Send::start(bytes, rank, tag));
+            }
+            if stop {
+                self.stop_ranks(&world, sending);
+                return;
+            }
+            let mut active = false;
+            while let Some((message, status)) = world.any_process().immediate_matched_probe() {
+                let source = usize::try_from(status.source_rank()).unwrap_or(0);
+                let tag = status.tag();
+                let (bytes, _) = (message, status).matched_receive_vec::<u8>();
+                self.file(source, tag, bytes);
+                active = true;
+            }
+            sending.retain_mut(|send| !send.test());
+            self.watch();
+            if active {
+                last_activity = Instant::now();
+                continue;
+            }
+            let mut state = lock(&self.state);
+            if state.dirty || state.stop {
+                continue;
+            }
+            let awaiting = !sending.is_empty() || state.ranks.iter().any(|r| r.expected > 0);
+            if !awaiting {
+                // Nothing to wait for from any rank: sleep until a pool sends.
+                drop(
+                    self.wake
+                        .wait_timeout(state, Duration::from_millis(200))
+                        .map_or_else(|e| e.into_inner().0, |(s, _)| s),
+                );
+                last_activity = Instant::now();
+                continue;
+            }
+            let quiet = last_activity.elapsed();
+            if quiet < SPIN {
+                drop(state);
+                std::thread::yield_now();
+            } else {
+                let nap = (quiet / 16).min(MAX_NAP);
+                state = self
+                    .wake
+                    .wait_timeout(state, nap)
+                    .map_or_else(|e| e.into_inner().0, |(s, _)| s);
+                drop(state);
+            }
+        }
+    }
+
+    fn take_outgoing(&self) -> (Vec<(usize, i32, Vec<u8>)>, bool) {
+        let mut state = lock(&self.state);
+        let mut outgoing = Vec::new();
+        if state.dirty {
+            state.dirty = false;
+            for (rank, r) in state.ranks.iter_mut().enumerate() {
+                if r.out.is_empty() {
+                    continue;
+                }
+                if r.dead {
+                    r.out.clear();
+                    continue;
+                }
+                let mut bytes = std::mem::take(&mut r.out);
+                let tag = r.session;
+                // One message per batch; a batch over MPI's int count is split
+                // (the frames form a byte stream, so any split is fine).
+                let limit = (i32::MAX as usize) - 1;
+                while bytes.len() > limit {
+                    let rest = bytes.split_off(limit);
+                    let mut message = Vec::with_capacity(bytes.len() + 1);
+                    message.push(KIND_FRAMES);
+                    message.extend_from_slice(&bytes);
+                    outgoing.push((rank, tag, message));
+                    bytes = rest;
+                }
+                bytes.insert(0, KIND_FRAMES);
+                outgoing.push((rank, tag, bytes));
+            }
+        }
+        (outgoing, state.stop)
+    }
+
+    /// Files one message from `rank` for its session's reader.
+    fn file(&self, rank: usize, tag: i32, bytes: Vec<u8>) {
+        let mut state = lock(&self.state);
+        let Some(r) = state.ranks.get_mut(rank) else {
+            return;
+        };
+        if r.session == 0 || tag != r.session || r.dead || r.killed {
+            // A reply to a session that was terminated: nobody waits for it.
+            return;
+        }
+        r.last_heard = Some(Instant::now());
+        match bytes.first() {
+            Some(&KIND_FRAMES) => {
+                let mut bytes = bytes;
+                bytes.remove(0);
+                let replies = r.scan.feed(&bytes);
+                r.expected = r.expected.saturating_sub(replies);
+                r.inbox.push_back(bytes);
+            }
+            Some(&KIND_ENDED) => {
+                r.expected = 0;
+                r.ended = true;
+            }
+            _ => return,
+        }
+        drop(state);
+        self.arrived.notify_all();
+    }
+
+    /// Presumes dead the ranks that owe replies and have been silent too long.
+    fn watch(&self) {
+        let timeout = liveness_timeout();
+        let mut state = lock(&self.state);
+        let mut died = false;
+        for (rank, r) in state.ranks.iter_mut().enumerate() {
+            if r.dead || r.expected == 0 {
+                continue;
+            }
+            if r.last_heard.is_some_and(|t| t.elapsed() > timeout) {
+                eprintln!(
+                    "mp: MPI rank {rank} (process {}) has not answered for {timeout:?}; \
+                     presuming it dead",
+                    r.pid
+                );
+                r.dead = true;
+                r.ended = true;
+                r.out.clear();
+                died = true;
+            }
+        }
+        drop(state);
+        if died {
+            self.arrived.notify_all();
+        }
+    }
+
+    /// Tells every live rank to finalize, and waits (briefly) for the messages to leave.
+    fn stop_ranks(&self, world: &SimpleCommunicator, mut sending: Vec<ffi::Send>) {
+        let live: Vec<usize> = {
+            let state = lock(&self.state);
+            (1..state.ranks.len())
+                .filter(|&r| !state.ranks[r].dead)
+                .collect()
+        };
+        for rank in live {
+            sending.push(ffi::Send::start(vec![KIND_STOP], rank, TAG_CONTROL));
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !sending.is_empty() && Instant::now() < deadline {
+            // Drain replies still arriving, so no rank blocks on a send to us.
+            while let Some((message, status)) = world.any_process().immediate_matched_probe() {
+                let _ = (message, status).matched_receive_vec::<u8>();
+            }
+            sending.retain_mut(|send| !send.test());
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Counts complete frames in a byte stream (`[u32 LE length][length bytes]`).
+#[derive(Default)]
+struct FrameScan {
+    length: [u8; 4],
+    have: usize,
+    skip: usize,
+}
+
+impl FrameScan {
+    fn feed(&mut self, mut bytes: &[u8]) -> usize {
+        let mut frames = 0;
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = &bytes[n..];
+                if self.skip == 0 {
+                    frames += 1;
+                }
+                continue;
+            }
+            let n = (4 - self.have).min(bytes.len());
+            self.length[self.have..self.have + n].copy_from_slice(&bytes[..n]);
+            self.have += n;
+            bytes = &bytes[n..];
+            if self.have == 4 {
+                self.have = 0;
+                self.skip = u32::from_le_bytes(self.length) as usize;
+                if self.skip == 0 {
+                    frames += 1;
+                }
+            }
+        }
+        frames
+    }
+}
+
+/// The worker ranks, leased to one pool at a time.
+#[derive(Debug)]
+pub(crate) struct Ranks {
+    hub: HubRef,
+    size: usize,
+}
+
+struct HubRef(Arc<Hub>);
+
+impl std::fmt::Debug for HubRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hub")
+    }
+}
+
+impl Ranks {
+    pub(super) fn lease(size: usize) -> Result<Ranks> {
+        if POOL_OPEN.swap(true, Ordering::AcqRel) {
+            return Err(Error::invalid(
+                "an MPI pool is already alive: its ranks serve one pool at a time; drop it \
+                 (or close() and join() it) before asking for another",
+            ));
+        }
+        match hub(size) {
+            Ok(hub) => Ok(Ranks {
+                hub: HubRef(hub),
+                size,
+            }),
+            Err(e) => {
+                POOL_OPEN.store(false, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    /// Worker ranks: 1..size.
+    pub(crate) fn count(&self) -> usize {
+        self.size - 1
+    }
+
+    pub(crate) fn alive(&self, slot: usize) -> bool {
+        let state = lock(&self.hub.0.state);
+        !state.stop && state.ranks.get(slot + 1).is_some_and(|r| !r.dead)
+    }
+
+    /// Opens a new session with the rank of `slot` and shakes hands.
+    pub(crate) fn open(&self, slot: usize, name: &str) -> Result<Link> {
+        let rank = slot + 1;
+        let hub = Arc::clone(&self.hub.0);
+        let tag = next_tag();
+        {
+            let mut state = lock(&hub.state);
+            if state.stop {
+                return Err(Error::Closed);
+            }
+            let r = &mut state.ranks[rank];
+            if r.dead {
+                return Err(dead_rank(rank, r.pid, None));
+            }
+            r.session = tag;
+            r.out.clear();
+            r.inbox.clear();
+            r.ended = false;
+            r.killed = false;
+            r.expected = 0;
+            r.scan = FrameScan::default();
+        }
+        let mut writer = RankWriter {
+            hub: Arc::clone(&hub),
+            rank,
+            tag,
+            scratch: Vec::with_capacity(256),
+        };
+        let mut reader = RankReader {
+            input: FrameReader::new(Inbox {
+                hub: Arc::clone(&hub),
+                rank,
+                tag,
+                chunk: Vec::new(),
+                at: 0,
+            }),
+            max_frame: wire::max_frame_size(),
+        };
+        let pid = handshake(&mut writer, &mut reader, rank, name)?;
+        lock(&hub.state).ranks[rank].pid = pid;
+        Ok(Link {
+            peer: Arc::new(RankPeer {
+                hub: HubRef(hub),
+                rank,
+                tag,
+                pid,
+            }),
+            reader: Box::new(reader),
+            writer: Box::new(writer),
+        })
+    }
+}
+
+impl Drop for Ranks {
+    fn drop(&mut self) {
+        POOL_OPEN.store(false, Ordering::Release);
+    }
+}
+
+fn next_tag() -> i32 {
+    loop {
+        let tag = NEXT_TAG.fetch_add(1, Ordering::Relaxed);
+        if (1..=MAX_SESSION_TAG).contains(&tag) {
+            return tag;
+        }
+        let _ = NEXT_TAG.compare_exchange(tag + 1, 1, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+fn dead_rank(rank: usize, pid: u32, job: Option<String>) -> Error {
+    Error::WorkerDied {
+        pid,
+        exit: ExitStatus::Signal(9),
+        job,
+        rank: Some(rank),
+    }
+}
+
+fn handshake(
+    writer: &mut RankWriter,
+    reader: &mut RankReader,
+    rank: usize,
+    name: &str,
+) -> Result<u32> {
+    let ours = registry::fingerprint();
+    let parent_name = crate::process::current_process().name().to_string();
+    let hello = Hello {
+        magic: wire::MAGIC,
+        protocol: wire::PROTOCOL_VERSION,
+        fingerprint: ours,
+        max_frame: wire::max_frame_size() as u64,
+        name,
+        parent_name: &parent_name,
+    };
+    writer.send_header(&hello, &[])?;
+    let frame = match reader.input.read_frame(64 * 1024)? {
+        Some(frame) => frame,
+        None => return Err(dead_rank(rank, 0, None)),
+    };
+    let ack: HelloAck = frame.header()?;
+    if ack.magic != wire::MAGIC || ack.protocol != wire::PROTOCOL_VERSION {
+        return Err(Error::WorkerStart {
+            message: format!(
+                "MPI rank {rank} speaks protocol {} but rank 0 speaks {}; every rank must run \
+                 the same build",
+                ack.protocol,
+                wire::PROTOCOL_VERSION
+            ),
+        });
+    }
+    if ack.fingerprint != ours {
+        return Err(Error::WorkerStart {
+            message: format!(
+                "MPI rank {rank} runs a binary built from different code (job registry \
+                 fingerprint {:016x}, {} jobs; rank 0 has {ours:016x}, {} jobs): every rank \
+                 must run the same executable (copy it to every machine after building)",
+                ack.fingerprint,
+                ack.jobs,
+                registry::len()
+            ),
+        });
+    }
+    Ok(ack.pid)
+}
+
+/// Rank 0's writer for one session.
+struct RankWriter {
+    hub: Arc<Hub>,
+    rank: usize,
+    tag: i32,
+    scratch: Vec<u8>,
+}
+
+impl RankWriter {
+    fn send_header<H: Serialize>(&mut self, header: &H, payload: &[u8]) -> Result<()> {
+        let mut frame = Vec::with_capacity(payload.len() + 64);
+        wire::write_frame(&mut frame, header, payload, &[], &mut self.scratch)?;
+        let mut state = lock(&self.hub.state);
+        let r = &mut state.ranks[self.rank];
+        if r.session != self.tag || r.ended || r.dead || r.killed {
+            return Err(Error::Disconnected);
+        }
+        if r.expected == 0 {
+            // The rank's silence is measured from now.
+            r.last_heard = Some(Instant::now());
+        }
+        r.expected += 1;
+        r.out.extend_from_slice(&frame);
+        state.dirty = true;
+        drop(state);
+        self.hub.wake.notify_one();
+        Ok(())
+    }
+}
+
+impl LinkWriter for RankWriter {
+    fn send(&mut self, request: &Request<'_>, payload: &[u8], handles: &[OsHandle]) -> Result<()> {
+        let job = match request {
+            Request::Task { job, .. } | Request::Init { job } => job,
+            Request::Shutdown { .. } => "",
+        };
+        super::check_no_handles(job, handles)?;
+        self.send_header(request, payload)
+    }
+}
+
+/// Rank 0's reader for one session.
+struct RankReader {
+    input: FrameReader<Inbox>,
+    max_frame: usize,
+}
+
+impl LinkReader for RankReader {
+    fn next(&mut self) -> Result<Option<Frame>> {
+        self.input.read_frame(self.max_frame)
+    }
+}
+
+/// The session's incoming byte stream, filled by the hub thread.
+struct Inbox {
+    hub: Arc<Hub>,
+    rank: usize,
+    tag: i32,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl RecvHalf for Inbox {
+    fn recv(
+        &mut self,
+        buf: &mut [u8],
+        _handles: &mut VecDeque<OsHandle>,
+    ) -> std::io::Result<usize> {
+        loop {
+            if self.at < self.chunk.len() {
+                let n = buf.len().min(self.chunk.len() - self.at);
+                buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            let mut state = lock(&self.hub.state);
+            loop {
+                let r = &mut state.ranks[self.rank];
+                if r.session != self.tag || r.killed {
+                    return Ok(0);
+                }
+                if let Some(chunk) = r.inbox.pop_front() {
+                    self.chunk = chunk;
+                    self.at = 0;
+                    break;
+                }
+                if r.ended || r.dead {
+                    return Ok(0);
+                }
+                state = self
+                    .hub
+                    .arrived
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+}
+
+/// One rank, seen from the pool.
+#[derive(Debug)]
+struct RankPeer {
+    hub: HubRef,
+    rank: usize,
+    tag: i32,
+    pid: u32,
+}
+
+impl Peer for RankPeer {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// A rank cannot be killed from here: its session ends now (the pool's
+    /// reader sees the end), and the rank is told to end it too; it finishes
+    /// the job it is running first.
+    fn kill(&self) {
+        let hub = &self.hub.0;
+        let mut state = lock(&hub.state);
+        let r = &mut state.ranks[self.rank];
+        if r.session != self.tag || r.killed {
+            return;
+        }
+        let was_open = !r.ended;
+        r.killed = true;
+        r.ended = true;
+        r.expected = 0;
+        r.inbox.clear();
+        if was_open && !r.dead {
+            let mut frame = Vec::new();
+            let mut scratch = Vec::new();
+            let shutdown = Request::Shutdown { report_last: false };
+            if wire::write_frame(&mut frame, &shutdown, &[], &[], &mut scratch).is_ok() {
+                r.out.extend_from_slice(&frame);
+                state.dirty = true;
+            }
+        }
+        drop(state);
+        hub.wake.notify_one();
+        hub.arrived.notify_all();
+    }
+
+    fn reap(&self) -> ExitStatus {
+        let state = lock(&self.hub.0.state);
+        if state.ranks[self.rank].dead {
+            ExitStatus::Signal(9)
+        } else {
+            ExitStatus::Code(0)
+        }
+    }
+
+    fn died(&self, _exit: ExitStatus, job: Option<String>) -> Error {
+        dead_rank(self.rank, self.pid, job)
+    }
+}
