@@ -6,7 +6,8 @@
 //! is one `mpirun -np 3` launch that runs every selected cluster scenario and
 //! prints one JSON line ([`SideLine`]). The Python side is
 //! `benches/python/cluster_bench.py` under `python3 -m mpi4py.futures`; the mp
-//! side is the `mp-bench-cluster` binary, built with the `mpi` feature. The
+//! side is this binary, built with the `mpi` feature, run as `mp-bench
+//! --cluster-side` (`cluster_mp.rs`). The
 //! scenarios run only where `mpirun` exists; a side that cannot run (no
 //! mpi4py, mp-bench built without the feature) is reported as skipped, with
 //! the reason.
@@ -212,7 +213,7 @@ pub(crate) struct Request<'a> {
 
 impl Request<'_> {
     /// The arguments both sides take after the program.
-    fn args(&self) -> Vec<OsString> {
+    pub(crate) fn args(&self) -> Vec<OsString> {
         let ids: Vec<&str> = self.scenarios.iter().map(|(s, _)| s.python_id).collect();
         let sizes: Vec<String> = self
             .scenarios
@@ -220,8 +221,7 @@ impl Request<'_> {
             .map(|(s, n)| format!("{}={n}", s.python_id))
             .collect();
         [
-            "--json".to_string(),
-            "--only".into(),
+            "--only".to_string(),
             ids.join(","),
             "--sizes".into(),
             sizes.join(","),
@@ -301,6 +301,7 @@ pub(crate) fn python_side(
         "-m".into(),
         "mpi4py.futures".into(),
         script.into(),
+        "--json".into(),
     ];
     program.extend(req.args());
     run_side(launcher, &program, req, PYTHON_SIDE)
@@ -396,7 +397,32 @@ fn try_run_side(
     })
 }
 
-/// The mp side. It needs `mp::mpi`, which this build of mp does not have yet.
+/// The mp side: this binary, `mpirun -np 3 mp-bench --cluster-side ...`.
+#[cfg(feature = "mpi")]
+pub(crate) fn mp_side(launcher: &Launcher, req: &Request<'_>) -> Side {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            return Side::all(
+                req,
+                Outcome::Failed {
+                    error: format!("cannot find this program's path: {e}"),
+                },
+            );
+        }
+    };
+    let mut program: Vec<OsString> = vec![exe.into(), "--cluster-side".into()];
+    program.extend(req.args());
+    run_side(launcher, &program, req, "mp")
+}
+
+/// The mp side needs mp's `mpi` feature, which this build lacks.
+#[cfg(not(feature = "mpi"))]
 pub(crate) fn mp_side(_launcher: &Launcher, req: &Request<'_>) -> Side {
-    Side::all(req, Outcome::NotAvailable)
+    Side::all(
+        req,
+        Outcome::Skipped {
+            reason: "mp-bench was built without `--features mpi`".into(),
+        },
+    )
 }

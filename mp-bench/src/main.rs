@@ -13,6 +13,8 @@
 
 mod baseline;
 mod cluster;
+#[cfg(feature = "mpi")]
+mod cluster_mp;
 mod peer;
 mod plot;
 mod python;
@@ -61,6 +63,19 @@ struct Args {
     /// Skip the cluster scenarios (the ones run under `mpirun`).
     #[arg(long)]
     no_cluster: bool,
+    /// Internal: the mp side of the cluster scenarios, run by mp-bench itself
+    /// under `mpirun` (with --only, --sizes, --reps, --warmup).
+    #[cfg(feature = "mpi")]
+    #[arg(long, hide = true)]
+    cluster_side: bool,
+    /// Internal: `id=n,...` sizes for --cluster-side.
+    #[cfg(feature = "mpi")]
+    #[arg(long, hide = true, default_value = "")]
+    sizes: String,
+    /// Internal: unrecorded runs for --cluster-side.
+    #[cfg(feature = "mpi")]
+    #[arg(long, hide = true, default_value_t = 1)]
+    warmup: usize,
     /// The Python interpreter.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -208,6 +223,9 @@ impl Run {
     }
 }
 
+// The entry guard: with the `mpi` feature, it also finalizes MPI on rank 0
+// when `main` returns (ranks 1..N never reach `main`).
+#[mp::entry]
 fn main() -> ExitCode {
     // procspawn's workers are copies of this binary too: they stop here. mp's
     // own workers never reach `main`.
@@ -216,6 +234,17 @@ fn main() -> ExitCode {
         return code;
     }
     let args = Args::parse();
+    #[cfg(feature = "mpi")]
+    if args.cluster_side {
+        let reps = args.reps.unwrap_or(7);
+        return match cluster_mp::run(&args.only, &args.sizes, reps, args.warmup) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mp-bench --cluster-side: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(args) {
         Ok(code) => code,
         Err(e) => {

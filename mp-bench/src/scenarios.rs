@@ -311,12 +311,12 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
 // Jobs.
 
 #[mp::job]
-fn add(a: i64, b: i64) -> i64 {
+pub(crate) fn add(a: i64, b: i64) -> i64 {
     a + b
 }
 
 #[mp::job]
-fn square(x: u64) -> u64 {
+pub(crate) fn square(x: u64) -> u64 {
     x.wrapping_mul(x)
 }
 
