@@ -518,6 +518,9 @@ fn run_cluster(
 fn command_line() -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut cmd = "cargo run --release -p mp-bench".to_string();
+    if cfg!(feature = "mpi") {
+        cmd.push_str(" --features mpi");
+    }
     if !args.is_empty() {
         cmd.push_str(" -- ");
         cmd.push_str(&args.join(" "));

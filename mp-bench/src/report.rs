@@ -417,8 +417,8 @@ pub(crate) fn write_markdown(run: &Run, path: &Path) -> std::io::Result<()> {
          chunk-size-1 map one `spawn` per item, all submitted, then all joined in order; \
          *mp vs procspawn*: how many times faster mp is. The *cluster* rows run on 3 MPI \
          ranks (rank 0 submits, 2 worker ranks serve) launched by `mpirun` on this machine: \
-         mp's `mp::mpi::pool()` (the `mp-bench-cluster` binary, built with the `mpi` \
-         feature) against mpi4py.futures' `MPIPoolExecutor` (`benches/python/cluster_bench.py` \
+         mp's `mp::mpi::pool()` (`mp-bench` itself, built with `--features mpi`, run as \
+         `mp-bench --cluster-side`) against mpi4py.futures' `MPIPoolExecutor` (`benches/python/cluster_bench.py` \
          under `python3 -m mpi4py.futures`), one launch per side, same sizes.\n\n",
     );
     md.push_str(
@@ -472,13 +472,18 @@ pub(crate) fn write_markdown(run: &Run, path: &Path) -> std::io::Result<()> {
          cargo run --release -p mp-bench -- --quick      # smoke run, under a minute, writes nothing\n\
          cargo run --release -p mp-bench -- --only apply,pipe --reps 11\n\
          cargo run --release -p mp-bench -- --list       # the scenario ids\n\
+         cargo run --release -p mp-bench --features mpi  # with the mp side of the cluster rows\n\
          python3 benches/python/bench.py apply --n 2000  # the Python side alone\n\
+         mpirun --oversubscribe -np 3 python3 -m mpi4py.futures benches/python/cluster_bench.py\n\
          ```\n\n",
     );
     md.push_str(
         "Adding a scenario: one function on each side (`mp-bench/src/scenarios.rs` and \
          `benches/python/bench.py`), each registered in its `SCENARIOS` table under the \
-         same id. Without `python3` on the `PATH` the Python side is skipped.\n\n",
+         same id. Without `python3` on the `PATH` the Python side is skipped. The cluster \
+         scenarios live in `mp-bench/src/cluster.rs` (definitions), `cluster_mp.rs` (mp \
+         side) and `benches/python/cluster_bench.py` (mpi4py.futures side); without \
+         `mpirun` on the `PATH` they are skipped.\n\n",
     );
     md.push_str(KEEP_MARKER);
     md.push_str("\n\n");
