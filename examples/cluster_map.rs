@@ -50,12 +50,26 @@ mp::main! {
         let total: u128 = squares.iter().map(|&s| s as u128).sum();
         println!("map(square, 0..{n}) on {} ranks: {:.1} M items/s, sum {total}", pool.processes(), n as f64 / secs / 1e6);
 
+        let rounds = 1000u64;
         let started = Instant::now();
-        let rounds = 1000;
         for i in 0..rounds {
             assert_eq!(pool.apply(square, (i,)).unwrap(), i * i);
         }
         let secs = started.elapsed().as_secs_f64();
         println!("apply one by one: {:.0} round trips/s ({:.1} us each)", rounds as f64 / secs, secs / rounds as f64 * 1e6);
+
+        let started = Instant::now();
+        let pending: Vec<_> = (0..rounds).map(|i| pool.apply_async(square, (i,))).collect();
+        for (i, a) in pending.into_iter().enumerate() {
+            assert_eq!(a.get().unwrap(), (i * i) as u64);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!("{rounds} apply_async submitted one by one, then collected: {:.0} tasks/s", rounds as f64 / secs);
+
+        let started = Instant::now();
+        let n = 20_000u64;
+        let v = pool.map_chunked(square, 0..n, 1).unwrap();
+        assert_eq!(v.len() as u64, n);
+        println!("map chunksize 1 over {n}: {:.0} tasks/s", n as f64 / started.elapsed().as_secs_f64());
     }
 }

@@ -194,6 +194,10 @@
 //! | macOS (x86_64, aarch64) | builds; the same POSIX mechanisms without `PR_SET_PDEATHSIG` (the lifeline pipe guards against orphans) |
 //! | Windows (x86_64) | spawn, [`Process`] and [`Pool`] work (`CreateProcessW` with an explicit handle list, channels over anonymous pipes, a kill-on-close job object against orphans; tested under Wine); [`pipe`] connections, shared memory, locks, queues and managers are not there yet on Windows and say so with a clear "not supported on Windows yet" error |
 //!
+//! Across machines, with the `mpi` feature: [`mpi::pool()`](mpi/fn.pool.html) on
+//! rank 0 of an MPI job (`mpirun`, `srun`) is a [`Pool`] whose workers are the
+//! other ranks. Tested with Open MPI 4.1 on Linux; `docs/cluster.md` has the recipes.
+//!
 //! `docs/platforms.md` in the repository details each mechanism per platform.
 //!
 //! ## Limitations
@@ -209,6 +213,11 @@
 //!   pieces, so write a whole line with one `write_all` when that matters.
 //! - A worker runs the binary's code that runs before `main` (static constructors)
 //!   again; keep such code free of side effects.
+//! - Over MPI (feature `mpi`): arguments cannot hold queues, pipes, shared
+//!   memory or locks (they are handles of one machine); a rank that dies is not
+//!   replaced (the pool goes on with the others, under `mpirun --enable-recovery`);
+//!   `terminate` cannot interrupt a job a rank is running (its result is dropped);
+//!   one MPI pool at a time; a panic outside a job aborts the whole MPI job.
 //! - `#[mp::main]` cannot exist beside `mp::main!` in stable Rust (a name cannot be
 //!   both an attribute and a function-like macro); the attribute is
 //!   [`#[mp::entry]`](macro@entry).

@@ -180,6 +180,11 @@ fn pool_methods() {
     unordered.sort_unstable();
     assert_eq!(unordered, (0..50u64).map(|x| x * x).collect::<Vec<_>>());
 
+    let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let back = pool.apply(reverse_bytes, (big.clone(),)).unwrap();
+    assert_eq!(back.len(), big.len());
+    assert!(back.iter().rev().eq(big.iter()));
+
     // A panicking job fails its task only; the ranks serve on.
     match pool.apply(boom, (3,)) {
         Err(mp::Error::JobPanicked { message, .. }) => assert_eq!(message, "boom at three"),
@@ -255,6 +260,13 @@ fn config_n(_i: u64) -> String {
     config()
 }
 
+/// A big argument and result cross in one frame each (MPI's rendezvous path).
+#[mp::job]
+fn reverse_bytes(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.reverse();
+    bytes
+}
+
 #[mp::job]
 fn sees_queue(_q: mp::Queue<u32>) -> bool {
     true
@@ -286,6 +298,11 @@ fn killed_rank() {
     assert_eq!(after[10], 100);
     let ranks: Vec<usize> = pool.map_chunked(nap_n, 0..6u64, 1).unwrap();
     assert!(ranks.iter().all(|&r| r == 2), "{ranks:?}");
+    drop(pool);
+    // A later pool goes on without the dead rank.
+    let pool = mp::mpi::pool().unwrap();
+    let ranks: Vec<usize> = pool.map_chunked(nap_n, 0..4u64, 1).unwrap();
+    assert_eq!(ranks, vec![2; 4]);
     drop(pool);
     println!("killed rank scenario: OK ({died} task(s) failed with WorkerDied)");
 }

@@ -165,6 +165,9 @@ impl Hub {
         let mut last_activity = Instant::now();
         loop {
             let (outgoing, stop) = self.take_outgoing();
+            if !outgoing.is_empty() {
+                last_activity = Instant::now();
+            }
             for (rank, tag, bytes) in outgoing {
                 sending.push(ffi::Send::start(bytes, rank, tag));
             }
@@ -203,6 +206,7 @@ impl Hub {
             }
             let quiet = last_activity.elapsed();
             if quiet < SPIN {
+                // Replies to short tasks come soon: poll without sleeping.
                 drop(state);
                 std::thread::yield_now();
             } else {
@@ -255,11 +259,16 @@ impl Hub {
         let Some(r) = state.ranks.get_mut(rank) else {
             return;
         };
-        if r.session == 0 || tag != r.session || r.dead || r.killed {
+        if r.dead {
+            return;
+        }
+        // Any message shows the rank alive, also one for an ended session (a
+        // rank still finishing a terminated pool's jobs before a new handshake).
+        r.last_heard = Some(Instant::now());
+        if r.session == 0 || tag != r.session || r.killed {
             // A reply to a session that was terminated: nobody waits for it.
             return;
         }
-        r.last_heard = Some(Instant::now());
         match bytes.first() {
             Some(&KIND_FRAMES) => {
                 let mut bytes = bytes;

@@ -23,8 +23,10 @@ use crate::wire::{FrameReader, RecvHalf, SendHalf};
 
 /// How long an idle rank polls without sleeping after its last message.
 const SPIN: Duration = Duration::from_millis(2);
-/// The longest nap between polls of an idle rank.
+/// The longest nap between polls of a rank that was busy less than a second ago.
 const MAX_NAP: Duration = Duration::from_millis(1);
+/// The longest nap of a rank idle for longer: an idle rank costs next to no CPU.
+const MAX_IDLE_NAP: Duration = Duration::from_millis(5);
 /// Replies wait to leave together at most this long, or this many bytes.
 const BATCH_AGE: Duration = Duration::from_micros(500);
 const BATCH_BYTES: usize = 64 * 1024;
@@ -161,7 +163,12 @@ impl Incoming {
             if quiet < SPIN {
                 std::thread::yield_now();
             } else {
-                std::thread::sleep((quiet / 16).min(MAX_NAP));
+                let cap = if quiet > Duration::from_secs(1) {
+                    MAX_IDLE_NAP
+                } else {
+                    MAX_NAP
+                };
+                std::thread::sleep((quiet / 16).min(cap));
             }
         };
         self.shared.busy.store(true, Ordering::Release);

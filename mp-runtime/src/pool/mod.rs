@@ -32,8 +32,8 @@ use crate::job::Job;
 use crate::registry::{self, JobEntry};
 use crate::wire::{self, Reply, Request};
 
-/// Tasks sent ahead to one worker: one running, one waiting in its channel.
-const PIPELINE_DEPTH: usize = 2;
+/// Tasks sent ahead to one local worker: one running, one waiting in its channel.
+pub(crate) const PIPELINE_DEPTH: usize = 2;
 
 /// A task is queued behind a running one only if that one started this recently:
 /// short tasks then flow without a pause, and a short task never waits behind a
@@ -42,13 +42,12 @@ const PIPELINE_WINDOW: Duration = Duration::from_millis(1);
 
 impl State {
     /// Whether slot `slot` should take another task now.
-    fn may_take(&self, slot: usize) -> bool {
+    fn may_take(&self, slot: usize, depth: usize) -> bool {
         let s = &self.slots[slot];
         if s.in_flight.is_empty() {
             return true;
         }
-        if s.in_flight.len() >= PIPELINE_DEPTH
-            || s.front_since.is_none_or(|t| t.elapsed() > PIPELINE_WINDOW)
+        if s.in_flight.len() >= depth || s.front_since.is_none_or(|t| t.elapsed() > PIPELINE_WINDOW)
         {
             return false;
         }
@@ -739,6 +738,11 @@ fn supervise(shared: &Shared, slot: usize) {
         let name = format!("PoolWorker-{}", NEXT_WORKER.fetch_add(1, Ordering::Relaxed));
         let link = match start_worker(shared, slot, &name) {
             Ok(link) => link,
+            Err(_) if !shared.backend.replaceable(slot) => {
+                // A rank that died before this pool: the pool goes on without it.
+                retire_slot(shared, slot);
+                return;
+            }
             Err(e) => {
                 shared.break_pool(e);
                 return;
@@ -884,7 +888,7 @@ fn feed(shared: &Shared, slot: usize, writer: &mut dyn LinkWriter, peer: &dyn Pe
                     if s.in_flight.is_empty() {
                         break None;
                     }
-                } else if state.may_take(slot)
+                } else if state.may_take(slot, shared.backend.pipeline_depth())
                     && let Some(task) = state.queue.pop_front()
                 {
                     let request = (task.id, task.job, task.batch, Arc::clone(&task.payload));
