@@ -13,7 +13,7 @@
 # Nothing is written under /etc or /var, and no system service is started.
 #
 # Without COMMAND it builds and runs examples/cluster_map.rs (`cargo build
-# --release --features mpi`; see docs/cluster.md) and checks that every worker
+# --release --features mpi`, or --debug; see docs/cluster.md) and checks that every worker
 # rank served; `--hello` runs hello.c (beside this script, built with mpicc)
 # instead, which needs no Rust. Takes about 2 s here once the example is built.
 #
@@ -23,6 +23,8 @@
 #                   shows what this Slurm has (Debian 12: none, pmi2, pmix,
 #                   pmix_v4, cray_shasta)
 #   --hello         run the C hello program (hello.c) instead of the example
+#   --debug         build and run the example's debug build (target/debug),
+#                   which a CI run has already built
 #   --check         for CI: also run a plain `srun hostname`, check that every
 #                   rank answered and that every daemon is gone afterwards;
 #                   quiet unless something fails (then the logs are printed)
@@ -41,12 +43,14 @@ check=0
 timeout_s=300
 install=1
 keep=0
+profile=release
 command=()
 while [ $# -gt 0 ]; do
     case "$1" in
         -n) ranks=${2:?-n needs a number}; shift 2 ;;
         --mpi) plugin=${2:?--mpi needs a plugin name}; shift 2 ;;
         --hello) hello=1; shift ;;
+        --debug) profile=debug; shift ;;
         --check) check=1; shift ;;
         --timeout) timeout_s=${2:?--timeout needs seconds}; shift 2 ;;
         --no-install) install=0; shift ;;
@@ -252,10 +256,12 @@ if [ ${#command[@]} -eq 0 ]; then
         expect=hello
     else
         command -v cargo >/dev/null || die "cargo not found (--hello runs the C program instead)"
-        say "building examples/cluster_map.rs with --features mpi"
-        (cd "$repo" && cargo build --quiet --release --features mpi --example cluster_map) \
+        say "building examples/cluster_map.rs with --features mpi ($profile)"
+        release=(--release)
+        [ "$profile" = release ] || release=()
+        (cd "$repo" && cargo build --quiet "${release[@]}" --features mpi --example cluster_map) \
             >>"$dir/log/build.log" 2>&1 || die "cargo build failed: $(tail -n 20 "$dir/log/build.log")"
-        command=("$repo/target/release/examples/cluster_map")
+        command=("${CARGO_TARGET_DIR:-$repo/target}/$profile/examples/cluster_map")
         expect=cluster_map
     fi
 fi
