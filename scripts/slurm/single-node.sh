@@ -25,6 +25,8 @@
 #   --hello         run the C hello program (hello.c) instead of the example
 #   --debug         build and run the example's debug build (target/debug),
 #                   which a CI run has already built
+#   --direct        run COMMAND itself, not through srun, with SLURM_CONF set
+#                   to this cluster: `--direct -- sbatch --wait job.sbatch`
 #   --check         for CI: also run a plain `srun hostname`, check that every
 #                   rank answered and that every daemon is gone afterwards;
 #                   quiet unless something fails (then the logs are printed)
@@ -44,6 +46,7 @@ timeout_s=300
 install=1
 keep=0
 profile=release
+direct=0
 command=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -51,6 +54,7 @@ while [ $# -gt 0 ]; do
         --mpi) plugin=${2:?--mpi needs a plugin name}; shift 2 ;;
         --hello) hello=1; shift ;;
         --debug) profile=debug; shift ;;
+        --direct) direct=1; shift ;;
         --check) check=1; shift ;;
         --timeout) timeout_s=${2:?--timeout needs seconds}; shift 2 ;;
         --no-install) install=0; shift ;;
@@ -266,10 +270,15 @@ if [ ${#command[@]} -eq 0 ]; then
     fi
 fi
 
-say "srun -n $ranks --mpi=$plugin ${command[*]}"
+if [ "$direct" = 1 ]; then
+    [ ${#command[@]} -gt 0 ] || die "--direct needs a COMMAND"
+    launch=()
+else
+    launch=(srun -n "$ranks" --mpi="$plugin" --kill-on-bad-exit=1)
+fi
+say "${launch[*]} ${command[*]}"
 set +e
-timeout --kill-after=10 "$timeout_s" srun -n "$ranks" --mpi="$plugin" --kill-on-bad-exit=1 \
-    "${command[@]}" >"$out" 2>&1 &
+timeout --kill-after=10 "$timeout_s" "${launch[@]}" "${command[@]}" >"$out" 2>&1 &
 run_pid=$!
 wait "$run_pid"
 rc=$?
