@@ -344,6 +344,12 @@ impl<R: RecvHalf> FrameReader<R> {
         &mut self.inner
     }
 
+    /// The stream, dropping whatever is buffered.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn into_inner(self) -> R {
+        self.inner
+    }
+
     fn recv_into(
         inner: &mut R,
         target: &mut [u8],

@@ -65,6 +65,9 @@ struct RankState {
     session: i32,
     /// Frames waiting to be sent.
     out: Vec<u8>,
+    /// Frames of an earlier session still to be sent (its `Shutdown`), with
+    /// their tag: they go first, so the rank ends that session before the next.
+    stale: Vec<(i32, Vec<u8>)>,
     /// Received bytes of the session, in order.
     inbox: VecDeque<Vec<u8>>,
     /// The session's reader sees the end of the stream once the inbox is empty.
@@ -226,28 +229,30 @@ impl Hub {
         if state.dirty {
             state.dirty = false;
             for (rank, r) in state.ranks.iter_mut().enumerate() {
-                if r.out.is_empty() {
-                    continue;
-                }
                 if r.dead {
                     r.out.clear();
+                    r.stale.clear();
                     continue;
                 }
-                let mut bytes = std::mem::take(&mut r.out);
-                let tag = r.session;
-                // One message per batch; a batch over MPI's int count is split
-                // (the frames form a byte stream, so any split is fine).
-                let limit = (i32::MAX as usize) - 1;
-                while bytes.len() > limit {
-                    let rest = bytes.split_off(limit);
-                    let mut message = Vec::with_capacity(bytes.len() + 1);
-                    message.push(KIND_FRAMES);
-                    message.extend_from_slice(&bytes);
-                    outgoing.push((rank, tag, message));
-                    bytes = rest;
+                let mut batches = std::mem::take(&mut r.stale);
+                if !r.out.is_empty() {
+                    batches.push((r.session, std::mem::take(&mut r.out)));
                 }
-                bytes.insert(0, KIND_FRAMES);
-                outgoing.push((rank, tag, bytes));
+                for (tag, mut bytes) in batches {
+                    // One message per batch; a batch over MPI's int count is split
+                    // (the frames form a byte stream, so any split is fine).
+                    let limit = (i32::MAX as usize) - 1;
+                    while bytes.len() > limit {
+                        let rest = bytes.split_off(limit);
+                        let mut message = Vec::with_capacity(bytes.len() + 1);
+                        message.push(KIND_FRAMES);
+                        message.extend_from_slice(&bytes);
+                        outgoing.push((rank, tag, message));
+                        bytes = rest;
+                    }
+                    bytes.insert(0, KIND_FRAMES);
+                    outgoing.push((rank, tag, bytes));
+                }
             }
         }
         (outgoing, state.stop)
@@ -433,8 +438,13 @@ impl Ranks {
             if r.dead {
                 return Err(dead_rank(rank, r.pid, None));
             }
+            if !r.out.is_empty() {
+                let old = std::mem::take(&mut r.out);
+                r.stale.push((r.session, old));
+                state.dirty = true;
+            }
+            let r = &mut state.ranks[rank];
             r.session = tag;
-            r.out.clear();
             r.inbox.clear();
             r.ended = false;
             r.killed = false;
@@ -697,5 +707,34 @@ impl Peer for RankPeer {
 
     fn died(&self, _exit: ExitStatus, job: Option<String>) -> Error {
         dead_rank(self.rank, self.pid, job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FrameScan;
+    use crate::wire::{self, Reply};
+
+    fn frames(n: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut scratch = Vec::new();
+        for id in 0..n {
+            let payload = vec![7u8; id as usize * 100];
+            wire::write_frame(&mut out, &Reply::Done { id }, &payload, &[], &mut scratch).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn frame_scan_counts_whole_frames_whatever_the_split() {
+        let stream = frames(5);
+        for piece in [1, 3, 4, 5, 17, 1000, stream.len()] {
+            let mut scan = FrameScan::default();
+            let counted: usize = stream.chunks(piece).map(|c| scan.feed(c)).sum();
+            assert_eq!(counted, 5, "pieces of {piece} bytes");
+        }
+        let mut scan = FrameScan::default();
+        assert_eq!(scan.feed(&stream[..stream.len() - 1]), 4);
+        assert_eq!(scan.feed(&stream[stream.len() - 1..]), 1);
     }
 }

@@ -63,6 +63,9 @@ struct Incoming {
     at: usize,
     /// Tag of the last session that ended: its leftovers are dropped.
     finished: i32,
+    /// The first message of the next session, which arrived while the current
+    /// one was still open: it ends the current one (rank 0 left it).
+    next: Option<(i32, Vec<u8>)>,
     stopped: bool,
 }
 
@@ -189,8 +192,17 @@ impl RecvHalf for Incoming {
             if self.stopped {
                 return Ok(0);
             }
-            self.flush_unless_more_waiting(&world);
-            let (tag, mut bytes) = self.wait_message(&world);
+            let (tag, mut bytes) = match self.next.take() {
+                Some(message) if self.shared.session.load(Ordering::Acquire) == 0 => message,
+                Some(message) => {
+                    self.next = Some(message);
+                    return Ok(0);
+                }
+                None => {
+                    self.flush_unless_more_waiting(&world);
+                    self.wait_message(&world)
+                }
+            };
             match bytes.first() {
                 Some(&KIND_STOP) => {
                     self.flush();
@@ -205,8 +217,10 @@ impl RecvHalf for Incoming {
                     if session == 0 {
                         self.shared.session.store(tag, Ordering::Release);
                     } else if tag != session {
-                        // A new session while one is open: rank 0 lost the old one.
-                        continue;
+                        // A new session while one is open: rank 0 has left the
+                        // old one; end it here too, then serve the new one.
+                        self.next = Some((tag, bytes));
+                        return Ok(0);
                     }
                     bytes.remove(0);
                     self.chunk = bytes;
@@ -241,16 +255,23 @@ pub(super) fn serve(universe: Universe, rank: usize) -> ! {
         chunk: Vec::new(),
         at: 0,
         finished: 0,
+        next: None,
         stopped: false,
     });
     let mut writer = Outgoing {
         outbox: Rc::clone(&outbox),
     };
     loop {
-        let served = crate::worker::serve_session(&mut reader, &mut writer, 0);
-        if let Err(e) = served {
-            eprintln!("mp: MPI rank {rank} cannot go on serving: {e}");
-            SimpleCommunicator::world().abort(1);
+        match crate::worker::serve_session(&mut reader, &mut writer, 0) {
+            Ok(_) => {}
+            // The session's stream ended inside a frame: rank 0 left it.
+            Err(crate::Error::Disconnected) => {
+                reader = FrameReader::new(reader.into_inner());
+            }
+            Err(e) => {
+                eprintln!("mp: MPI rank {rank} cannot go on serving: {e}");
+                SimpleCommunicator::world().abort(1);
+            }
         }
         let incoming = reader.get_mut();
         incoming.flush();
