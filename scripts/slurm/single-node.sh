@@ -35,6 +35,8 @@
 #   --keep          keep the temporary directory (logs) after the run
 set -euo pipefail
 
+# The daemons live in sbin, which a non-login root shell may lack.
+export PATH=$PATH:/usr/sbin:/sbin
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
@@ -82,11 +84,21 @@ if [ ${#need[@]} -gt 0 ]; then
     [ "$install" = 1 ] || die "missing packages: ${need[*]}"
     command -v apt-get >/dev/null || die "missing packages ${need[*]} and no apt-get: install them by hand"
     say "installing ${need[*]}"
-    # policy-rc.d keeps the packages' own services (munge, slurmd...) from
-    # starting with the system configuration while they are installed.
+    # A policy-rc.d that says no keeps the packages' own services (munged,
+    # slurmd, slurmctld) from starting with the system configuration; one is
+    # put in place for the install if the machine has none.
+    policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+    fi
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+    installed=0
+    apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null &&
+        installed=1
+    [ -z "$policy" ] || rm -f "$policy"
+    [ "$installed" = 1 ] || die "apt-get install ${need[*]} failed"
 fi
 
 # --- the temporary cluster ---------------------------------------------------
