@@ -3,7 +3,7 @@
 //! Launch the program with `mpirun` (or `mpiexec`, or Slurm's `srun`): rank 0
 //! runs `main`; ranks 1..N are caught by the entry guard before `main` and serve
 //! jobs until rank 0 ends. On rank 0, [`pool()`] returns an ordinary
-//! [`Pool`](crate::Pool) whose workers are the other ranks, with every method
+//! [`Pool`] whose workers are the other ranks, with every method
 //! (`map` with automatic chunking, `imap`, `apply_async`, callbacks, `close`,
 //! `join`, `terminate`).
 //!
@@ -41,6 +41,10 @@
 //! - A job on a rank may start a local pool (`mp::pool(n)`) for the cores of its
 //!   machine: the MPI launcher's variables are removed from the environment of
 //!   every process mp starts, so those workers do not try to join the MPI job.
+//! - [`pool_with`] takes a [`PoolBuilder`] for an initializer
+//!   or `max_tasks_per_child`. `terminate` fails outstanding results at once, but a
+//!   rank finishes the job it is running (its result is dropped) before it serves
+//!   the next pool.
 //! - One MPI pool at a time: drop (or `close` and `join`) the pool before asking
 //!   for another. Ranks finish and call `MPI_Finalize` when rank 0's program
 //!   ends, whether or not it made a pool.
