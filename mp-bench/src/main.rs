@@ -5,12 +5,16 @@
 //! Python (`benches/python/bench.py`), measures the machine's baselines, prints
 //! the table and writes `docs/benchmarks.md` and `docs/benchmarks.svg`.
 //! `--quick` is a smoke run with small sizes (it writes the report only with
-//! `--out-dir`).
+//! `--out-dir`). The cluster scenarios ([`cluster::SCENARIOS`]) run under
+//! `mpirun` when it is on the `PATH`, mp against mpi4py.futures.
 //!
 //! This binary is also the workers' binary: mp re-executes it for its pools and
 //! processes, and turns the copy into a worker before `main` runs.
 
 mod baseline;
+mod cluster;
+#[cfg(feature = "mpi")]
+mod cluster_mp;
 mod peer;
 mod plot;
 mod python;
@@ -56,6 +60,22 @@ struct Args {
     /// Skip the Python side.
     #[arg(long)]
     no_python: bool,
+    /// Skip the cluster scenarios (the ones run under `mpirun`).
+    #[arg(long)]
+    no_cluster: bool,
+    /// Internal: the mp side of the cluster scenarios, run by mp-bench itself
+    /// under `mpirun` (with --only, --sizes, --reps, --warmup).
+    #[cfg(feature = "mpi")]
+    #[arg(long, hide = true)]
+    cluster_side: bool,
+    /// Internal: `id=n,...` sizes for --cluster-side.
+    #[cfg(feature = "mpi")]
+    #[arg(long, hide = true, default_value = "")]
+    sizes: String,
+    /// Internal: unrecorded runs for --cluster-side.
+    #[cfg(feature = "mpi")]
+    #[arg(long, hide = true, default_value_t = 1)]
+    warmup: usize,
     /// The Python interpreter.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -173,6 +193,9 @@ pub(crate) struct Run {
     pub(crate) machine: report::Machine,
     /// Python's version, or why the Python side was skipped.
     pub(crate) python: Result<String, String>,
+    /// What the cluster scenarios ran on, or why they did not run (`None`:
+    /// none was selected).
+    pub(crate) cluster: Option<Result<String, String>>,
     pub(crate) scenarios: Vec<ScenarioResult>,
 }
 
@@ -200,6 +223,9 @@ impl Run {
     }
 }
 
+// The entry guard: with the `mpi` feature, it also finalizes MPI on rank 0
+// when `main` returns (ranks 1..N never reach `main`).
+#[mp::entry]
 fn main() -> ExitCode {
     // procspawn's workers are copies of this binary too: they stop here. mp's
     // own workers never reach `main`.
@@ -208,6 +234,17 @@ fn main() -> ExitCode {
         return code;
     }
     let args = Args::parse();
+    #[cfg(feature = "mpi")]
+    if args.cluster_side {
+        let reps = args.reps.unwrap_or(7);
+        return match cluster_mp::run(&args.only, &args.sizes, reps, args.warmup) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mp-bench --cluster-side: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(args) {
         Ok(code) => code,
         Err(e) => {
@@ -219,23 +256,27 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<ExitCode, BoxError> {
     if args.list {
-        for s in SCENARIOS {
-            let mp = if s.mp.is_some() {
+        for s in all_scenarios() {
+            let mp = if cluster::is_cluster(s) {
+                "  (cluster: under mpirun)"
+            } else if s.mp.is_some() {
                 ""
             } else {
                 "  (mp: not yet available)"
             };
-            println!("{:<16} {}{mp}", s.id, s.title(s.n.full));
+            println!("{:<20} {}{mp}", s.id, s.title(s.n.full));
         }
         return Ok(ExitCode::SUCCESS);
     }
     let selected: Vec<&'static Scenario> = if args.only.is_empty() {
-        SCENARIOS.iter().collect()
+        all_scenarios()
+            .filter(|s| !(args.no_cluster && cluster::is_cluster(s)))
+            .collect()
     } else {
         let mut v = Vec::new();
         for id in &args.only {
-            let s = SCENARIOS.iter().find(|s| s.id == id).ok_or_else(|| {
-                let ids: Vec<&str> = SCENARIOS.iter().map(|s| s.id).collect();
+            let s = all_scenarios().find(|s| s.id == id).ok_or_else(|| {
+                let ids: Vec<&str> = all_scenarios().map(|s| s.id).collect();
                 format!(
                     "unknown scenario `{id}`; the scenarios are {}",
                     ids.join(", ")
@@ -258,6 +299,23 @@ fn run(args: Args) -> Result<ExitCode, BoxError> {
     if let Err(why) = &python {
         eprintln!("Python side skipped: {why}");
     }
+
+    let cluster_sizes: Vec<(&'static Scenario, u64)> = selected
+        .iter()
+        .filter(|s| cluster::is_cluster(s))
+        .map(|&s| (s, args.n.unwrap_or_else(|| s.n.get(quick)).max(1)))
+        .collect();
+    let (cluster_run, cluster_mp, cluster_py) = run_cluster(
+        &cluster_sizes,
+        &args,
+        &python,
+        cluster::Request {
+            scenarios: &cluster_sizes,
+            reps,
+            warmup,
+            timeout,
+        },
+    );
 
     let mut baselines: HashMap<(Baseline, u64), Outcome> = HashMap::new();
     let mut python_cache: HashMap<(&str, &str, u64), Outcome> = HashMap::new();
@@ -288,7 +346,9 @@ fn run(args: Args) -> Result<ExitCode, BoxError> {
             });
         }
 
+        let is_cluster = cluster::is_cluster(scenario);
         let mp = match scenario.mp {
+            _ if is_cluster => cluster_mp.outcomes[scenario.id].clone(),
             Some(f) => measure(reps, warmup, || f(n)),
             None => Outcome::NotAvailable,
         };
@@ -302,6 +362,7 @@ fn run(args: Args) -> Result<ExitCode, BoxError> {
         let mut py = Vec::new();
         for &method in scenario.python {
             let outcome = match &mut python {
+                _ if is_cluster => cluster_py.outcomes[scenario.id].clone(),
                 Err(why) => Outcome::Skipped {
                     reason: why.clone(),
                 },
@@ -355,6 +416,7 @@ fn run(args: Args) -> Result<ExitCode, BoxError> {
         date: report::today_utc(),
         machine: report::Machine::detect(),
         python: python_version,
+        cluster: cluster_run,
         scenarios: results,
     };
 
@@ -393,10 +455,72 @@ fn run(args: Args) -> Result<ExitCode, BoxError> {
     }
 }
 
+/// Every scenario: the local ones, then the cluster ones.
+fn all_scenarios() -> impl Iterator<Item = &'static Scenario> {
+    SCENARIOS.iter().chain(cluster::SCENARIOS)
+}
+
+/// Runs the selected cluster scenarios, each side in one `mpirun` launch:
+/// (what they ran on or why not, the mp side, the Python side).
+fn run_cluster(
+    selected: &[(&'static Scenario, u64)],
+    args: &Args,
+    python: &Result<Python, String>,
+    req: cluster::Request<'_>,
+) -> (Option<Result<String, String>>, cluster::Side, cluster::Side) {
+    if selected.is_empty() {
+        return (None, cluster::Side::default(), cluster::Side::default());
+    }
+    let skipped = |reason: &str| {
+        cluster::Side::all(
+            &req,
+            Outcome::Skipped {
+                reason: reason.to_string(),
+            },
+        )
+    };
+    let launcher = match cluster::Launcher::find() {
+        Ok(l) => l,
+        Err(why) => {
+            eprintln!("cluster scenarios skipped: {why}");
+            return (Some(Err(why.clone())), skipped(&why), skipped(&why));
+        }
+    };
+    eprintln!(
+        "== cluster scenarios: {} ranks under {}",
+        cluster::RANKS,
+        launcher.version
+    );
+    let mp = cluster::mp_side(&launcher, &req);
+    let py = match python {
+        Err(why) => skipped(why),
+        Ok(_) => cluster::python_side(
+            &launcher,
+            &args.python,
+            std::path::Path::new(cluster::PYTHON_SCRIPT),
+            &req,
+        ),
+    };
+    let mut text = format!(
+        "{} ranks under `mpirun` ({})",
+        cluster::RANKS,
+        launcher.version
+    );
+    for (name, side) in [("mp", &mp), ("Python", &py)] {
+        if let Some(d) = &side.description {
+            text.push_str(&format!("; {name}: {d}"));
+        }
+    }
+    (Some(Ok(text)), mp, py)
+}
+
 /// How this run was started, as a user would type it.
 fn command_line() -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut cmd = "cargo run --release -p mp-bench".to_string();
+    if cfg!(feature = "mpi") {
+        cmd.push_str(" --features mpi");
+    }
     if !args.is_empty() {
         cmd.push_str(" -- ");
         cmd.push_str(&args.join(" "));

@@ -17,12 +17,16 @@ const SLOT: f64 = 22.0;
 const LEGEND_SLOTS: usize = 5;
 
 /// Bar kinds: legend text and colour.
-const KINDS: [(&str, RGBColor); 5] = [
+const KINDS: [(&str, RGBColor); 6] = [
     ("mp", RGBColor(31, 119, 180)),
     ("Python fork", RGBColor(255, 127, 14)),
     ("Python forkserver", RGBColor(255, 170, 90)),
     ("Python spawn", RGBColor(255, 205, 150)),
     ("machine floor (no library)", RGBColor(150, 150, 150)),
+    (
+        "Python mpi4py.futures (cluster rows)",
+        RGBColor(214, 39, 40),
+    ),
 ];
 
 struct Bar {
@@ -44,6 +48,7 @@ fn python_kind(method: &str) -> usize {
         "fork" => 1,
         "forkserver" => 2,
         "spawn" => 3,
+        crate::cluster::PYTHON_SIDE => 5,
         _ => 1,
     }
 }
@@ -62,7 +67,8 @@ fn groups(run: &Run) -> Vec<Group> {
                 Some((python_kind(p.start_method), p.start_method, m))
             })
             .collect();
-        // The reference: Python fork, else the first Python figure, else mp.
+        // The reference: Python fork, else the first Python figure (mpi4py on
+        // the cluster rows), else mp.
         let Some(reference) = python
             .iter()
             .find(|p| p.0 == 1)
@@ -147,7 +153,7 @@ pub(crate) fn write_svg(run: &Run, path: &Path) -> Result<(), BoxError> {
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "mp vs Python multiprocessing: speed relative to Python (fork), log scale",
+            "mp vs Python: speed relative to Python (fork; mpi4py.futures on the cluster rows), log scale",
             ("sans-serif", 18),
         )
         .margin(12)

@@ -84,7 +84,7 @@ impl Python {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.exe))?;
-        let (status, stdout, stderr) = wait_with_timeout(child, req.timeout)?;
+        let (status, stdout, stderr) = wait_with_timeout(child, req.timeout, "bench.py")?;
         if !status {
             return Err(format!(
                 "bench.py {} failed: {}",
@@ -123,7 +123,7 @@ impl Python {
     }
 }
 
-fn last_lines(text: &str, n: usize) -> String {
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
@@ -138,10 +138,12 @@ fn reader(mut pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
     })
 }
 
-/// Waits for `child`, killing it after `timeout`: (success, stdout, stderr).
-fn wait_with_timeout(
+/// Waits for `child` (`what`, in messages), stopping it after `timeout`:
+/// (success, stdout, stderr).
+pub(crate) fn wait_with_timeout(
     mut child: Child,
     timeout: Duration,
+    what: &str,
 ) -> Result<(bool, String, String), String> {
     let stdout = reader(child.stdout.take());
     let stderr = reader(child.stderr.take());
@@ -151,14 +153,35 @@ fn wait_with_timeout(
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("bench.py took more than {} s", timeout.as_secs()));
+                stop(&mut child);
+                return Err(format!("{what} took more than {} s", timeout.as_secs()));
             }
-            Err(e) => return Err(format!("waiting for bench.py: {e}")),
+            Err(e) => return Err(format!("waiting for {what}: {e}")),
         }
     };
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();
     Ok((status.success(), stdout, stderr))
+}
+
+/// Stops `child`: SIGTERM first on Unix, which `mpirun` passes on to its
+/// ranks (a SIGKILL would leave them behind), then a kill after 5 s.
+fn stop(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        if term.is_ok_and(|s| s.success()) {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

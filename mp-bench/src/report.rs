@@ -222,7 +222,7 @@ pub(crate) fn results_table(run: &Run) -> String {
                 .iter()
                 .map(|p| {
                     let mut c = cell(&p.outcome, s.unit);
-                    if s.python.len() > 1 {
+                    if s.python.len() > 1 || p.start_method != "fork" {
                         let _ = write!(c, " ({})", p.start_method);
                     }
                     (c, p.outcome.median())
@@ -383,6 +383,16 @@ pub(crate) fn write_markdown(run: &Run, path: &Path) -> std::io::Result<()> {
             Err(why) => format!("not run ({why})"),
         }
     );
+    if let Some(cluster) = &run.cluster {
+        let _ = writeln!(
+            md,
+            "- Cluster scenarios: {}",
+            match cluster {
+                Ok(text) => text.clone(),
+                Err(why) => format!("not run ({why})"),
+            }
+        );
+    }
     let _ = writeln!(
         md,
         "- Repetitions: {} per scenario and side, after {} unrecorded warm-up; every figure is their median",
@@ -405,7 +415,11 @@ pub(crate) fn write_markdown(run: &Run, path: &Path) -> std::io::Result<()> {
          equivalent for (Unix only), in the same run: a warm `procspawn::Pool` of the \
          same size, one `pool.spawn(args, f).join()` per `apply` call, and for the \
          chunk-size-1 map one `spawn` per item, all submitted, then all joined in order; \
-         *mp vs procspawn*: how many times faster mp is.\n\n",
+         *mp vs procspawn*: how many times faster mp is. The *cluster* rows run on 3 MPI \
+         ranks (rank 0 submits, 2 worker ranks serve) launched by `mpirun` on this machine: \
+         mp's `mp::mpi::pool()` (`mp-bench` itself, built with `--features mpi`, run as \
+         `mp-bench --cluster-side`) against mpi4py.futures' `MPIPoolExecutor` (`benches/python/cluster_bench.py` \
+         under `python3 -m mpi4py.futures`), one launch per side, same sizes.\n\n",
     );
     md.push_str(
         "![mp and Python per scenario, relative to Python (fork), log scale](benchmarks.svg)\n\n",
@@ -414,7 +428,9 @@ pub(crate) fn write_markdown(run: &Run, path: &Path) -> std::io::Result<()> {
     let missing: Vec<String> = run
         .scenarios
         .iter()
-        .filter(|s| matches!(s.mp, Outcome::NotAvailable))
+        .filter(|s| {
+            matches!(s.mp, Outcome::NotAvailable) && !crate::cluster::is_cluster(s.scenario)
+        })
         .map(|s| md_cell(&s.title))
         .collect();
     if !missing.is_empty() {
@@ -456,13 +472,18 @@ pub(crate) fn write_markdown(run: &Run, path: &Path) -> std::io::Result<()> {
          cargo run --release -p mp-bench -- --quick      # smoke run, under a minute, writes nothing\n\
          cargo run --release -p mp-bench -- --only apply,pipe --reps 11\n\
          cargo run --release -p mp-bench -- --list       # the scenario ids\n\
+         cargo run --release -p mp-bench --features mpi  # with the mp side of the cluster rows\n\
          python3 benches/python/bench.py apply --n 2000  # the Python side alone\n\
+         mpirun --oversubscribe -np 3 python3 -m mpi4py.futures benches/python/cluster_bench.py\n\
          ```\n\n",
     );
     md.push_str(
         "Adding a scenario: one function on each side (`mp-bench/src/scenarios.rs` and \
          `benches/python/bench.py`), each registered in its `SCENARIOS` table under the \
-         same id. Without `python3` on the `PATH` the Python side is skipped.\n\n",
+         same id. Without `python3` on the `PATH` the Python side is skipped. The cluster \
+         scenarios live in `mp-bench/src/cluster.rs` (definitions), `cluster_mp.rs` (mp \
+         side) and `benches/python/cluster_bench.py` (mpi4py.futures side); without \
+         `mpirun` on the `PATH` they are skipped.\n\n",
     );
     md.push_str(KEEP_MARKER);
     md.push_str("\n\n");

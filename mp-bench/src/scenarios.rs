@@ -46,14 +46,14 @@ impl Unit {
     pub(crate) const TIMES: Unit = Unit::higher("×");
     pub(crate) const MB_S: Unit = Unit::higher("MB/s");
 
-    const fn lower(text: &'static str) -> Unit {
+    pub(crate) const fn lower(text: &'static str) -> Unit {
         Unit {
             text,
             better: Better::Lower,
         }
     }
 
-    const fn higher(text: &'static str) -> Unit {
+    pub(crate) const fn higher(text: &'static str) -> Unit {
         Unit {
             text,
             better: Better::Higher,
@@ -311,12 +311,12 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
 // Jobs.
 
 #[mp::job]
-fn add(a: i64, b: i64) -> i64 {
+pub(crate) fn add(a: i64, b: i64) -> i64 {
     a + b
 }
 
 #[mp::job]
-fn square(x: u64) -> u64 {
+pub(crate) fn square(x: u64) -> u64 {
     x.wrapping_mul(x)
 }
 

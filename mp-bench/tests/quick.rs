@@ -1,8 +1,11 @@
 //! Smoke test of the benchmark tool: `--quick` with one repetition runs every
 //! scenario (the Python side too when `python3` is on the `PATH`) and every
 //! one of them produces a number, and so does the Rust peer (procspawn) on
-//! the scenarios it has an equivalent for. No figure is judged: this checks
-//! that the tool and the scenarios work, not how fast anything is.
+//! the scenarios it has an equivalent for. The cluster scenarios run under
+//! `mpirun` where it exists: their Python side (mpi4py.futures) must produce
+//! a number wherever `mpirun` and mpi4py are installed, and is reported as
+//! skipped elsewhere. No figure is judged: this checks that the tool and the
+//! scenarios work, not how fast anything is.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,6 +17,20 @@ fn python_present() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.output().is_ok_and(|o| o.status.success())
+}
+
+/// `mpirun` is on the `PATH`: the cluster scenarios run.
+fn mpirun_present() -> bool {
+    succeeds(Command::new("mpirun").arg("--version"))
+}
+
+/// mpi4py.futures for `python3`: the cluster scenarios' Python side can run.
+fn mpi4py_present() -> bool {
+    succeeds(Command::new("python3").args(["-c", "import mpi4py.futures"]))
 }
 
 /// The median of a side that must have run.
@@ -33,6 +50,10 @@ fn quick_run_measures_every_scenario() {
     std::fs::create_dir_all(&out).unwrap();
     let json = out.join("results.json");
     let python = python_present();
+    let mpirun = mpirun_present();
+    let mpi4py = python && mpirun && mpi4py_present();
+    // The mp side of the cluster scenarios needs mp-bench's `mpi` feature.
+    let mp_cluster = mpirun && cfg!(feature = "mpi");
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mp-bench"));
     cmd.args(["--quick", "--reps", "1", "--out-dir"])
@@ -68,8 +89,34 @@ fn quick_run_measures_every_scenario() {
 
     let mut mp_figures = 0;
     let mut procspawn_figures = 0;
+    let mut cluster_rows = 0;
     for s in scenarios {
         let id = s["id"].as_str().expect("id");
+        let line = listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("{id} not listed"));
+        if line.contains("(cluster: under mpirun)") {
+            cluster_rows += 1;
+            if mp_cluster {
+                median(&s["mp"], &format!("{id} mp"));
+                mp_figures += 1;
+            } else {
+                assert_eq!(s["mp"]["status"], "skipped", "{id} mp");
+                assert!(s["mp"]["reason"].is_string(), "{id}");
+            }
+            let pythons = s["python"].as_array().expect("python");
+            assert_eq!(pythons.len(), 1, "{id}: one mpi4py.futures side");
+            assert_eq!(pythons[0]["start_method"], "mpi4py.futures", "{id}");
+            let outcome = &pythons[0]["outcome"];
+            if mpi4py {
+                median(outcome, &format!("{id} mpi4py.futures"));
+            } else {
+                assert_eq!(outcome["status"], "skipped", "{id} mpi4py.futures");
+            }
+            assert!(s["procspawn"].is_null(), "{id}");
+            continue;
+        }
         match s["mp"]["status"].as_str() {
             Some("not_available") => {
                 assert!(
@@ -105,6 +152,17 @@ fn quick_run_measures_every_scenario() {
         for b in s["baselines"].as_array().expect("baselines") {
             median(&b["outcome"], &format!("{id} baseline {}", b["title"]));
         }
+    }
+    assert_eq!(cluster_rows, 5, "cluster scenarios");
+    let cluster = &run["cluster"];
+    if mpirun {
+        let text = cluster["Ok"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{cluster}"));
+        assert!(!mpi4py || text.contains("mpi4py"), "{text}");
+        assert!(!mp_cluster || text.contains("mp::mpi"), "{text}");
+    } else {
+        assert!(cluster["Err"].is_string(), "{cluster}");
     }
     assert!(
         mp_figures >= 8,
