@@ -23,44 +23,7 @@ use crate::error::{Error, Result};
 use crate::sys::{BorrowedHandle, OsHandle};
 use crate::transfer;
 
-#[cfg(unix)]
 use crate::sys::shm as os;
-
-/// Windows: segments are not available yet; every entry point says so.
-#[cfg(windows)]
-mod os {
-    use super::*;
-
-    fn unsupported() -> io::Error {
-        io::Error::new(
-            io::ErrorKind::Unsupported,
-            "shared memory, Value, Array and the cross-process locks are not supported on \
-             Windows yet",
-        )
-    }
-    pub(super) fn create(_len: usize) -> io::Result<OsHandle> {
-        Err(unsupported())
-    }
-    pub(super) fn create_named(_len: usize) -> io::Result<(OsHandle, String)> {
-        Err(unsupported())
-    }
-    pub(super) fn open_named(_name: &str) -> io::Result<OsHandle> {
-        Err(unsupported())
-    }
-    pub(super) fn local_name(_handle: BorrowedHandle<'_>) -> io::Result<String> {
-        Err(unsupported())
-    }
-    pub(super) fn release_name(_name: &str) {}
-    pub(super) fn size(_handle: BorrowedHandle<'_>) -> io::Result<usize> {
-        Err(unsupported())
-    }
-    pub(super) fn map(_handle: BorrowedHandle<'_>, _len: usize) -> io::Result<NonNull<u8>> {
-        Err(unsupported())
-    }
-    /// # Safety
-    /// Never called: `map` never succeeds.
-    pub(super) unsafe fn unmap(_ptr: NonNull<u8>, _len: usize) {}
-}
 
 fn borrow(handle: &OsHandle) -> BorrowedHandle<'_> {
     crate::sys::borrow_handle(handle)

@@ -337,9 +337,9 @@ mod imp {
         rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
     }
 
-    #[cfg(not(unix))]
-    fn process_alive(_pid: u32) -> bool {
-        true
+    #[cfg(windows)]
+    fn process_alive(pid: u32) -> bool {
+        crate::sys::process_alive(pid)
     }
 
     impl Raw {
