@@ -2,7 +2,8 @@
 //! and every lock, semaphore, event, condition and barrier.
 //!
 //! A [`Segment`] is one OS shared-memory object (a memfd on Linux, see
-//! `sys/unix/shm.rs`) mapped into this process; clones share the mapping. It
+//! `sys/unix/shm.rs`; a pagefile-backed file mapping on Windows, see
+//! `sys/windows/shm.rs`) mapped into this process; clones share the mapping. It
 //! serializes as its descriptor (through [`crate::transfer`]) plus its length,
 //! so it crosses to other processes inside ordinary job arguments.
 //!
@@ -468,9 +469,12 @@ impl Drop for Name {
 /// is valid while the process it was taken from is alive and holds the segment
 /// (it looks like `mp-<pid>-<fd>-<inode>`; each process gets its own name for
 /// the same memory). On macOS the name is global and stays valid until the
-/// creator drops the segment.
+/// creator drops the segment. On Windows the name (`mp-<pid>-<random>`, in the
+/// session's `Local\` namespace) is global and stays valid while any process
+/// holds the segment, as with Python's `SharedMemory` there: there is nothing to
+/// unlink, and the memory goes with the last process that holds it.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let shm = mp::SharedMemory::create(1024)?;
 /// shm.write(0, b"hello")?;
