@@ -26,8 +26,11 @@
 //! counting itself), so the later sleep returns at once. A waiter that timed out
 //! just as a permit was released for it leaves that permit behind: one later
 //! waiter of the bucket wakes spuriously and waits again. A process killed while
-//! waiting leaves its count behind: wakers then release one extra permit per
-//! call, again only spurious wake-ups.
+//! waiting leaves its count behind: every later wake of that bucket releases one
+//! permit nobody is waiting for, and those permits pile up until waiters of the
+//! bucket go through them as spurious wake-ups (one re-check each). Never a lost
+//! wake-up, but a bucket woken often after such a death costs its next waiter
+//! that many extra loops.
 //!
 //! A word outside every segment (an atomic on the heap, as in unit tests) can
 //! only be shared by threads of this process: `WaitOnAddress` serves it.
