@@ -16,7 +16,7 @@ use crate::wire::{self, FrameReader};
 /// Creates a connected pair of duplex [`Connection`]s: what one end sends, the
 /// other receives, in both directions.
 ///
-/// ```ignore-windows
+/// ```
 /// let (a, b) = mp::pipe::<String>()?;
 /// a.send(&"ping".to_string())?;
 /// assert_eq!(b.recv()?, "ping");

@@ -32,11 +32,15 @@ windows_tests=(
     mp-runtime:lib:mp_runtime
     mp-macros:lib:mp_macros
     mp-bench:bin:mp-bench
-    mp:test:api_contract # sections 4-6 are skipped below
+    mp:test:api_contract # sections 4 and 5 are skipped below
     mp:test:arity
     mp:test:examples
+    mp:test:fd_leaks
     mp:test:frame_limit
     mp:test:handshake
+    mp:test:manager
+    mp:test:manager_remote
+    mp:test:pipe
     mp:test:pool
     mp:test:process
     mp:test:smoke
@@ -45,13 +49,9 @@ windows_tests=(
 )
 # Test targets not run under Wine, and why.
 declare -A windows_excluded_tests=(
-    [mp:test:pipe]="mp::pipe and handle passing not implemented on Windows yet"
-    [mp:test:fd_leaks]="passes pipe ends to jobs (handle passing not implemented on Windows yet); counts descriptors in /proc, Linux only"
     [mp:test:shm]="shared memory/handle passing not implemented on Windows yet"
     [mp:test:sync]="locks and other synchronization primitives (shared memory) not implemented on Windows yet"
     [mp:test:queue]="queues (shared memory/handle passing) not implemented on Windows yet"
-    [mp:test:manager]="managers not implemented on Windows yet"
-    [mp:test:manager_remote]="managers not implemented on Windows yet"
     [mp-bench:test:quick]="runs every benchmark scenario, including shared memory and pipes, not implemented on Windows yet"
 )
 # Tests inside those targets that exercise what Windows lacks, skipped by their
@@ -60,12 +60,10 @@ declare -A windows_excluded_tests=(
 declare -A windows_skipped_tests=(
     [section_4_queues_and_pipes]="queues and pipes (shared memory/handle passing) not implemented on Windows yet"
     [section_5_shared_memory_and_sync]="shared memory and locks not implemented on Windows yet"
-    [section_6_managers]="managers not implemented on Windows yet"
     [sync::event::tests::set_wakes_every_waiter]="cross-process waits (shared memory) not implemented on Windows yet (passes only when set() wins the race)"
     [sync::event::tests::wait_times_out_when_not_set]="cross-process waits (shared memory) not implemented on Windows yet"
     [sync::semaphore::tests::bound_and_timeout]="cross-process waits (shared memory) not implemented on Windows yet"
     [sync::semaphore::tests::permits_are_never_exceeded]="cross-process waits (shared memory) not implemented on Windows yet"
-    [manager::client::tests::garbage_after_authentication_closes_only_that_connection]="managers not implemented on Windows yet"
 )
 # Doctests (mp's and mp-runtime's) all run under Wine. The examples of types not
 # implemented on Windows yet (pipes, shared memory, locks, queues, managers) are
@@ -74,6 +72,11 @@ declare -A windows_skipped_tests=(
 windows_examples=(
     cpu_speedup
     global_state
+    manager_client
+    manager_dict
+    manager_pool
+    manager_server
+    pipe_demo
     pool_apply_async
     pool_map
     process_basics
@@ -83,7 +86,6 @@ windows_examples=(
 )
 # Examples not run under Wine, and why.
 declare -A windows_excluded_examples=(
-    [pipe_demo]="mp::pipe and handle passing not implemented on Windows yet"
     [shared_array]="shared memory/handle passing not implemented on Windows yet"
     [shared_counter]="shared memory/handle passing not implemented on Windows yet"
     [shared_array_add]="shared memory/handle passing not implemented on Windows yet"
@@ -91,10 +93,6 @@ declare -A windows_excluded_examples=(
     [lock_print]="locks (shared memory) not implemented on Windows yet"
     [queue_producer_consumer]="queues (shared memory/handle passing) not implemented on Windows yet"
     [queue_workers]="queues (shared memory/handle passing) not implemented on Windows yet"
-    [manager_client]="managers not implemented on Windows yet"
-    [manager_dict]="managers not implemented on Windows yet"
-    [manager_pool]="managers not implemented on Windows yet"
-    [manager_server]="managers not implemented on Windows yet"
 )
 
 start=$SECONDS
