@@ -685,6 +685,30 @@ mod tests {
         assert!(matches!(err, Error::Codec(_)), "{err}");
     }
 
+    /// Windows: a frame whose handle record is garbled is a `Codec` error that
+    /// costs that frame only; the next frame reads normally.
+    #[cfg(windows)]
+    #[test]
+    fn a_garbled_handle_record_costs_only_its_frame() {
+        let (a, b) = sys::stream_pair().unwrap();
+        let mut wire = Vec::new();
+        // One handle announced, its record all 0xff, then a payload byte.
+        wire.extend_from_slice(&(8 + sys::HANDLE_RECORD_SIZE as u32 + 1).to_le_bytes());
+        wire.extend_from_slice(&0u32.to_le_bytes());
+        wire.extend_from_slice(&1u32.to_le_bytes());
+        wire.extend_from_slice(&[0xff; sys::HANDLE_RECORD_SIZE]);
+        wire.push(7);
+        a.send(&[IoSlice::new(&wire)]).unwrap();
+        let mut writer = a.try_clone().unwrap();
+        write_frame(&mut writer, &(), b"next", &[], &mut Vec::new()).unwrap();
+        let mut reader = FrameReader::new(b);
+        let err = reader.read_frame(1 << 20).unwrap_err();
+        assert!(matches!(err, Error::Codec(_)), "{err}");
+        assert!(err.to_string().contains("handle"), "{err}");
+        let frame = reader.read_frame(1 << 20).unwrap().unwrap();
+        assert_eq!(frame.payload(), b"next");
+    }
+
     #[test]
     fn empty_stream_is_none() {
         assert!(read_one(&[], 1024).unwrap().is_none());

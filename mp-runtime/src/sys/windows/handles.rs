@@ -310,7 +310,24 @@ pub(crate) fn import_pushed(bytes: &[u8]) -> io::Result<Vec<OwnedHandle>> {
 
 /// Pulls the handles of pulled records out of their senders into this process.
 pub(crate) fn import_pulled(bytes: &[u8]) -> io::Result<Vec<OwnedHandle>> {
-    import(bytes, PULLED, pull)
+    // Each sender is opened once per frame (a pipe end is two handles).
+    let mut senders: Vec<(u32, u64, io::Result<OwnedHandle>)> = Vec::new();
+    import(bytes, PULLED, |record| {
+        let at = match senders
+            .iter()
+            .position(|(pid, created, _)| (*pid, *created) == (record.pid, record.created))
+        {
+            Some(at) => at,
+            None => {
+                senders.push((record.pid, record.created, open_sender(record)));
+                senders.len() - 1
+            }
+        };
+        match &senders[at].2 {
+            Ok(sender) => pull(sender, record),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        }
+    })
 }
 
 fn import(
@@ -358,8 +375,8 @@ fn sender_gone(pid: u32, why: &str) -> io::Error {
     )
 }
 
-fn pull(record: &Record) -> io::Result<OwnedHandle> {
-    let value = handle_value(record)?;
+/// Opens the sender of a pulled record, checking it is the process that sent it.
+fn open_sender(record: &Record) -> io::Result<OwnedHandle> {
     let pid = record.pid;
     // SAFETY: opens a process by pid; the result is checked below.
     let sender = unsafe {
@@ -382,6 +399,13 @@ fn pull(record: &Record) -> io::Result<OwnedHandle> {
             "has exited (its pid now names another process)",
         ));
     }
+    Ok(sender)
+}
+
+/// Moves the handle of `record` out of `sender` into this process.
+fn pull(sender: &OwnedHandle, record: &Record) -> io::Result<OwnedHandle> {
+    let value = handle_value(record)?;
+    let pid = record.pid;
     let mut pulled: HANDLE = ptr::null_mut();
     // SAFETY: moves the handle `value` of the sender into this process (closing
     // it in the sender); `pulled` outlives the call. A value naming no handle
