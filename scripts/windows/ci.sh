@@ -17,10 +17,10 @@ export WINEPREFIX="${MP_WINEPREFIX:-$target_dir/wineprefix}"
 
 # --- What runs under Wine -------------------------------------------------------
 #
-# Spawn, Process and Pool work on Windows; handles inside messages (and with them
-# mp::pipe), shared memory and everything built on it (Value, Array, locks and the
-# other synchronization primitives, queues) and managers do not yet, and say so with
-# a clear "not supported on Windows yet" error. Their test targets, tests and
+# Spawn, Process, Pool, handles inside messages, mp::pipe and managers work on
+# Windows; shared memory and everything built on it (Value, Array, locks and the
+# other synchronization primitives, queues) do not yet, and say so with a clear
+# "not supported on Windows yet" error. Their test targets, tests and
 # examples are left out under Wine, each named here with the reason (their
 # doctests run, and must fail with that error), and the log lists them all. A
 # test target or example in neither list fails this script, so a new one is
@@ -66,7 +66,7 @@ declare -A windows_skipped_tests=(
     [sync::semaphore::tests::permits_are_never_exceeded]="cross-process waits (shared memory) not implemented on Windows yet"
 )
 # Doctests (mp's and mp-runtime's) all run under Wine. The examples of types not
-# implemented on Windows yet (pipes, shared memory, locks, queues, managers) are
+# implemented on Windows yet (shared memory, locks, queues) are
 # marked `ignore-windows` in the source, so they show as ignored here.
 # Examples run under Wine.
 windows_examples=(
@@ -156,7 +156,7 @@ done | sort
 for name in "${!windows_skipped_tests[@]}"; do
     printf '  test %s: %s\n' "$name" "${windows_skipped_tests[$name]}"
 done | sort
-echo "  doctests of pipes, shared memory, locks, queues and managers: marked ignore-windows in the source"
+echo "  doctests of shared memory, locks and queues: marked ignore-windows in the source"
 for name in "${!windows_excluded_examples[@]}"; do
     printf '  example %s: %s\n' "$name" "${windows_excluded_examples[$name]}"
 done | sort
