@@ -360,10 +360,6 @@ fn queue_producer_consumer() {
 }
 
 #[test]
-#[cfg_attr(
-    windows,
-    ignore = "queues, pipes and shared memory are not supported on Windows yet"
-)]
 fn pipe_demo() {
     let run = run("pipe_demo", &[]);
     assert!(run.line("[12, {'name': 'chen'}, 'hello']") < run.line("response hello, son!"));

@@ -58,9 +58,9 @@ use windows_sys::Win32::System::Threading::{
     EXTENDED_STARTUPINFO_PRESENT, ExitProcess, GetCurrentProcess, GetCurrentThread,
     GetExitCodeProcess, GetProcessAffinityMask, INFINITE, InitializeProcThreadAttributeList,
     LPPROC_THREAD_ATTRIBUTE_LIST, OpenProcess, PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
-    PROCESS_INFORMATION, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, ResumeThread,
-    STARTF_USESTDHANDLES, STARTUPINFOEXW, THREAD_TERMINATE, TerminateProcess,
-    UpdateProcThreadAttribute, WaitForSingleObject,
+    PROCESS_DUP_HANDLE, PROCESS_INFORMATION, PROCESS_QUERY_LIMITED_INFORMATION,
+    PROCESS_SYNCHRONIZE, ResumeThread, STARTF_USESTDHANDLES, STARTUPINFOEXW, THREAD_TERMINATE,
+    TerminateProcess, UpdateProcThreadAttribute, WaitForSingleObject,
 };
 
 use crate::error::ExitStatus;
@@ -77,8 +77,6 @@ const PIPE_BUFFER: u32 = 64 * 1024;
 
 /// The reading half of a channel: an anonymous pipe.
 pub(crate) type ChannelRead = File;
-/// The writing half of a channel: an anonymous pipe.
-pub(crate) type ChannelWrite = File;
 
 /// Turns a Win32 `BOOL` into a result.
 fn cvt(ok: i32) -> io::Result<()> {
@@ -301,7 +299,8 @@ pub(crate) fn spawn_worker() -> io::Result<(u32, Channel)> {
     let (parent_read, child_write) = pipe()?;
     // SAFETY: GetCurrentProcess returns a pseudo handle; it needs no closing.
     let me = unsafe { GetCurrentProcess() };
-    let lifeline = duplicate(me, Some(PROCESS_SYNCHRONIZE))?;
+    // The worker waits on it, and pushes the handles of its results into us.
+    let lifeline = duplicate(me, Some(PROCESS_SYNCHRONIZE | PROCESS_DUP_HANDLE))?;
     let stdin = null_input()?;
     let stdout = std_handle(STD_OUTPUT_HANDLE);
     let stderr = std_handle(STD_ERROR_HANDLE);
@@ -392,9 +391,13 @@ pub(crate) fn spawn_worker() -> io::Result<(u32, Channel)> {
     }
     drop(thread);
     let pid = info.dwProcessId;
-    processes().insert(pid, Arc::new(child));
+    let child = Arc::new(child);
+    processes().insert(pid, Arc::clone(&child));
     let read = File::from(parent_read);
-    let write = File::from(parent_write);
+    let write = ChannelWrite {
+        file: File::from(parent_write),
+        peer: child,
+    };
     Ok((pid, Channel { read, write }))
 }
 
@@ -594,22 +597,27 @@ pub(crate) fn worker_boot(marker: &str) -> io::Result<WorkerBoot> {
         (
             File::from_raw_handle(read),
             File::from_raw_handle(write),
-            OwnedHandle::from_raw_handle(parent),
+            Arc::new(OwnedHandle::from_raw_handle(parent)),
         )
     };
+    let lifeline = Arc::clone(&parent);
     std::thread::Builder::new()
         .name("mp-lifeline".into())
-        .spawn(move || watch_parent(parent))?;
+        .spawn(move || watch_parent(&lifeline))?;
+    let write = ChannelWrite {
+        file: write,
+        peer: parent,
+    };
     Ok(WorkerBoot {
         channel: Channel { read, write },
         parent_pid,
     })
 }
 
-fn watch_parent(parent: OwnedHandle) {
+fn watch_parent(parent: &OwnedHandle) {
     // Signalled when the parent exits, however it exits. Any failure to wait
     // counts as the parent's death too: a worker must not outlive it.
-    let _ = wait_handle(&parent, None);
+    let _ = wait_handle(parent, None);
     exit_now(EXIT_PARENT_DIED);
 }
 
