@@ -192,7 +192,7 @@
 //! |---|---|
 //! | Linux (x86_64, aarch64) | complete: socketpair channels, `PR_SET_PDEATHSIG` and a lifeline pipe against orphans |
 //! | macOS (x86_64, aarch64) | builds; the same POSIX mechanisms without `PR_SET_PDEATHSIG` (the lifeline pipe guards against orphans) |
-//! | Windows (x86_64) | spawn, [`Process`], [`Pool`], [`pipe`] connections, shared memory ([`Value`], [`Array`], [`SharedMemory`]), locks and the other synchronization primitives, queues and managers work (`CreateProcessW` with an explicit handle list, channels over anonymous pipes, a kill-on-close job object against orphans, handles duplicated into the receiving process, pagefile-backed file mappings, a lock word holding the holder's pid as on macOS, wake-ups across processes through named semaphores; tested under Wine); a handle sent through a [`Connection`] must be received while its sender still runs |
+//! | Windows (x86_64) | spawn, [`Process`], [`Pool`], [`pipe`] connections, shared memory ([`Value`], [`Array`], [`SharedMemory`]), locks and the other synchronization primitives, queues and managers work (`CreateProcessW` with an explicit handle list, channels over anonymous pipes, a kill-on-close job object against orphans, handles duplicated into the receiving process, pagefile-backed file mappings, a lock word holding the holder's pid as on macOS, wake-ups across processes through per-thread named events; tested under Wine); a handle sent through a [`Connection`] must be received while its sender still runs |
 //!
 //! `docs/platforms.md` in the repository details each mechanism per platform.
 //!

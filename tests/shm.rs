@@ -543,10 +543,15 @@ fn one_of_everything() -> Everything {
 #[mp::job]
 fn create_and_drop_everything() -> (usize, usize, usize, usize) {
     let me = std::process::id();
-    // The first named object a Windows process creates opens, once for good, its
-    // session's directory of named objects: a handle that is not a leak.
+    // Handles that stay for good, not leaks: on Windows the first named object a
+    // process creates opens its session's directory of named objects, and a
+    // thread's first sleep creates its wake-up event, kept until it exits.
     #[cfg(windows)]
-    drop(mp::SharedMemory::create(1).unwrap());
+    {
+        drop(mp::SharedMemory::create(1).unwrap());
+        let warm = mp::Event::new().unwrap();
+        assert!(!warm.wait_timeout(Duration::from_millis(1)).unwrap());
+    }
     let before = (mp_mappings(me), mp_descriptors(me));
     let all = one_of_everything();
     let _guards = (all.0.lock().unwrap(), all.3.lock().unwrap());

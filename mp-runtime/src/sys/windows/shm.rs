@@ -10,21 +10,21 @@
 //! nothing to remove, and a name stops working once every holder has dropped it.
 //!
 //! Each mapping starts with one private page, the [`SegmentHeader`]: a magic
-//! number, a random 64-bit segment id, the length the user asked for, and the
-//! wait table of the futex emulation (`futex.rs`). [`map`] returns the address
+//! number, the length the user asked for, and the wait table of the futex
+//! emulation (`futex.rs`). [`map`] returns the address
 //! just past it, so the layer above sees exactly the bytes it asked for, and
 //! [`size`] (read from the header) is exact, not rounded to pages.
 //!
 //! [`map`] records every mapping in a process-wide registry that `futex.rs`
 //! consults to find the header of the segment a word lives in; [`unmap`]
-//! removes it, closing the wake-up semaphores that mapping opened.
+//! removes it.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use windows_sys::Win32::Foundation::{
     ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND, HANDLE, INVALID_HANDLE_VALUE, SetLastError,
@@ -42,6 +42,8 @@ pub(crate) const HEADER_PAGE: usize = 4096;
 
 /// Buckets of a segment's wait table (see `futex.rs`).
 pub(crate) const BUCKETS: usize = 256;
+/// Sleeper slots of a segment's wait table (see `futex.rs`).
+pub(crate) const SLOTS: usize = 376;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"mp-wseg\x01");
 
@@ -49,13 +51,14 @@ const MAGIC: u64 = u64::from_le_bytes(*b"mp-wseg\x01");
 #[repr(C)]
 pub(crate) struct SegmentHeader {
     magic: AtomicU64,
-    /// Random, the same in every process: names the wake-up semaphores.
-    pub(crate) id: AtomicU64,
     /// The length the user asked for (the mapping is `HEADER_PAGE` longer).
     len: AtomicU64,
     /// Per bucket: how many threads (of any process) are waiting, or about to
     /// wait, on a word of that bucket.
     pub(crate) waiters: [AtomicU32; BUCKETS],
+    /// Who sleeps on which bucket: 0 (free) or a sleeping thread's pid, thread
+    /// number and bucket packed in one word.
+    pub(crate) sleepers: [AtomicU64; SLOTS],
 }
 
 const _: () = assert!(std::mem::size_of::<SegmentHeader>() <= HEADER_PAGE);
@@ -191,7 +194,6 @@ fn create_mapping(len: usize, name: Option<&str>) -> io::Result<OwnedHandle> {
     }
     let view = View::new(handle_ref(&handle), HEADER_PAGE)?;
     let header = view.header();
-    header.id.store(random_u64()?, Ordering::Relaxed);
     header.len.store(len as u64, Ordering::Relaxed);
     // Last, with release: a process that sees the magic sees the rest.
     header.magic.store(MAGIC, Ordering::Release);
@@ -277,8 +279,6 @@ pub(crate) struct Mapped {
     pub(crate) base: usize,
     /// Length of the view, header page included.
     pub(crate) len: usize,
-    /// The wake-up semaphores this mapping opened, by bucket; closed on unmap.
-    pub(crate) semaphores: Mutex<BTreeMap<usize, Arc<OwnedHandle>>>,
 }
 
 impl Mapped {
@@ -325,7 +325,6 @@ pub(crate) fn map(handle: BorrowedHandle<'_>, len: usize) -> io::Result<NonNull<
     let entry = Arc::new(Mapped {
         base: base.as_ptr() as usize,
         len: total,
-        semaphores: Mutex::new(BTreeMap::new()),
     });
     MAPPINGS
         .write()
@@ -343,8 +342,7 @@ pub(crate) fn map(handle: BorrowedHandle<'_>, len: usize) -> io::Result<NonNull<
 pub(crate) unsafe fn unmap(ptr: NonNull<u8>, _len: usize) {
     // SAFETY: `map` returned `base + HEADER_PAGE` (caller's promise).
     let base = unsafe { ptr.sub(HEADER_PAGE) };
-    // Forget it first: no wait or wake may reach the header after this. Dropping
-    // the entry (here or, if a wake holds a clone, there) closes its semaphores.
+    // Forget it first: no wait or wake may reach the header after this.
     MAPPINGS
         .write()
         .unwrap_or_else(|e| e.into_inner())
