@@ -393,7 +393,7 @@ fn open_sender(record: &Record) -> io::Result<OwnedHandle> {
     // SAFETY: OpenProcess returned a fresh handle that we own.
     let sender = unsafe { OwnedHandle::from_raw_handle(sender) };
     // A recycled pid names another process: never take a handle from it.
-    if creation_time(&sender)? != record.created {
+    if creation_time(sender.as_raw_handle())? != record.created {
         return Err(sender_gone(
             pid,
             "has exited (its pid now names another process)",
@@ -435,22 +435,16 @@ fn pull(sender: &OwnedHandle, record: &Record) -> io::Result<OwnedHandle> {
     }
 }
 
-fn creation_time(process: &OwnedHandle) -> io::Result<u64> {
+/// When `process` (a handle with query access) was created, as a FILETIME.
+fn creation_time(process: HANDLE) -> io::Result<u64> {
     let zero = FILETIME {
         dwLowDateTime: 0,
         dwHighDateTime: 0,
     };
     let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
-    // SAFETY: writes only the four FILETIMEs, which outlive the call.
-    cvt(unsafe {
-        GetProcessTimes(
-            process.as_raw_handle(),
-            &mut created,
-            &mut exited,
-            &mut kernel,
-            &mut user,
-        )
-    })?;
+    // SAFETY: writes only the four FILETIMEs, which outlive the call; a bad
+    // process handle yields an error.
+    cvt(unsafe { GetProcessTimes(process, &mut created, &mut exited, &mut kernel, &mut user) })?;
     Ok(u64::from(created.dwLowDateTime) | (u64::from(created.dwHighDateTime) << 32))
 }
 
@@ -459,11 +453,7 @@ fn own_creation_time() -> io::Result<u64> {
     if let Some(&t) = CREATED.get() {
         return Ok(t);
     }
-    // SAFETY: the pseudo handle of this process, borrowed for the call only and
-    // never closed (ManuallyDrop).
-    let me =
-        std::mem::ManuallyDrop::new(unsafe { OwnedHandle::from_raw_handle(current_process()) });
-    let t = creation_time(&me)?;
+    let t = creation_time(current_process())?;
     Ok(*CREATED.get_or_init(|| t))
 }
 
