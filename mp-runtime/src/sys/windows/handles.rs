@@ -212,10 +212,7 @@ pub(crate) fn export_pushed(
         if let Err(e) = pushed {
             retract(peer, &out[start..]);
             out.truncate(start);
-            return Err(io::Error::new(
-                e.kind(),
-                format!("could not pass a handle to the other process: {e}"),
-            ));
+            return Err(e);
         }
         record(out, PUSHED, std::process::id(), value, 0);
     }
@@ -666,6 +663,30 @@ mod tests {
         );
         let err = import_pulled(&recycled).unwrap_err();
         assert!(err.to_string().contains("has exited"), "{err}");
+    }
+
+    #[test]
+    fn a_push_the_peer_handle_does_not_allow_is_an_error_and_leaves_nothing() {
+        let mut dup: HANDLE = ptr::null_mut();
+        // SAFETY: a real handle to this process with SYNCHRONIZE only.
+        cvt(unsafe {
+            DuplicateHandle(
+                current_process(),
+                current_process(),
+                current_process(),
+                &mut dup,
+                PROCESS_SYNCHRONIZE,
+                0,
+                0,
+            )
+        })
+        .unwrap();
+        // SAFETY: fresh.
+        let weak = unsafe { OwnedHandle::from_raw_handle(dup) };
+        let (a, _b) = stream_pair().unwrap();
+        let mut out = vec![1, 2, 3];
+        assert!(export_pushed(&weak, &stream_handles(&a), &mut out).is_err());
+        assert_eq!(out, [1, 2, 3]);
     }
 
     #[test]
