@@ -82,7 +82,7 @@
 //! refuses that), also inside tuples, `Vec`s and your own structs. The OS handle
 //! inside travels with the value; `docs/handles.md` in the repository says how.
 //!
-//! ```ignore-windows
+//! ```
 //! #[mp::job]
 //! fn square_all(tasks: mp::Queue<Option<u32>>, results: mp::Queue<u32>) {
 //!     while let Some(n) = tasks.get().unwrap() {   // until the `None` sentinel
@@ -192,7 +192,7 @@
 //! |---|---|
 //! | Linux (x86_64, aarch64) | complete: socketpair channels, `PR_SET_PDEATHSIG` and a lifeline pipe against orphans |
 //! | macOS (x86_64, aarch64) | builds; the same POSIX mechanisms without `PR_SET_PDEATHSIG` (the lifeline pipe guards against orphans) |
-//! | Windows (x86_64) | spawn, [`Process`], [`Pool`], [`pipe`] connections and managers work (`CreateProcessW` with an explicit handle list, channels over anonymous pipes, a kill-on-close job object against orphans, handles duplicated into the receiving process; tested under Wine); a handle sent through a [`Connection`] must be received while its sender still runs; shared memory, locks and queues are not there yet on Windows and say so with a clear "not supported on Windows yet" error |
+//! | Windows (x86_64) | spawn, [`Process`], [`Pool`], [`pipe`] connections, shared memory ([`Value`], [`Array`], [`SharedMemory`]), locks and the other synchronization primitives, queues and managers work (`CreateProcessW` with an explicit handle list, channels over anonymous pipes, a kill-on-close job object against orphans, handles duplicated into the receiving process, pagefile-backed file mappings, a lock word holding the holder's pid as on macOS, wake-ups across processes through named semaphores; tested under Wine); a handle sent through a [`Connection`] must be received while its sender still runs |
 //!
 //! `docs/platforms.md` in the repository details each mechanism per platform.
 //!
@@ -249,7 +249,7 @@ pub use mp_macros::entry;
 /// Derives [`Pod`](trait@Pod) for a `#[repr(C)]` struct whose fields are all `Pod`,
 /// so it can live in a [`Value`] or an [`Array`] shared between processes.
 ///
-/// ```ignore-windows
+/// ```
 /// #[derive(Clone, Copy, Debug, PartialEq, mp::Pod)]
 /// #[repr(C)]
 /// struct Stats {

@@ -22,7 +22,9 @@
 //! `ExitStatus::Signal(15)` and `ExitStatus::Signal(9)`, so `exitcode()` is -15
 //! and -9 as on Unix; Python's own marker 0x10000 also reads as -15 (SIGTERM).
 
+pub(crate) mod futex;
 mod handles;
+pub(crate) mod shm;
 pub(crate) use handles::*;
 
 use std::collections::BTreeMap;
@@ -36,8 +38,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
 use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{
-    DUPLICATE_SAME_ACCESS, DuplicateHandle, GENERIC_READ, HANDLE, HANDLE_FLAG_INHERIT,
-    INVALID_HANDLE_VALUE, SetHandleInformation, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT,
+    DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_INVALID_PARAMETER, GENERIC_READ, HANDLE,
+    HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE, SetHandleInformation, WAIT_FAILED, WAIT_OBJECT_0,
+    WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING,
@@ -54,9 +57,10 @@ use windows_sys::Win32::System::Threading::{
     CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, CreateProcessW, DeleteProcThreadAttributeList,
     EXTENDED_STARTUPINFO_PRESENT, ExitProcess, GetCurrentProcess, GetCurrentThread,
     GetExitCodeProcess, GetProcessAffinityMask, INFINITE, InitializeProcThreadAttributeList,
-    LPPROC_THREAD_ATTRIBUTE_LIST, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_DUP_HANDLE,
-    PROCESS_INFORMATION, PROCESS_SYNCHRONIZE, ResumeThread, STARTF_USESTDHANDLES, STARTUPINFOEXW,
-    THREAD_TERMINATE, TerminateProcess, UpdateProcThreadAttribute, WaitForSingleObject,
+    LPPROC_THREAD_ATTRIBUTE_LIST, OpenProcess, PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
+    PROCESS_DUP_HANDLE, PROCESS_INFORMATION, PROCESS_QUERY_LIMITED_INFORMATION,
+    PROCESS_SYNCHRONIZE, ResumeThread, STARTF_USESTDHANDLES, STARTUPINFOEXW, THREAD_TERMINATE,
+    TerminateProcess, UpdateProcThreadAttribute, WaitForSingleObject,
 };
 
 use crate::error::ExitStatus;
@@ -636,6 +640,24 @@ fn affinity_count(read: bool, mask: usize, machine: usize) -> usize {
     match mask.count_ones() as usize {
         n if read && n > 0 => n.min(machine),
         _ => machine,
+    }
+}
+
+/// Whether process `pid` still runs: it can be opened and its handle is not
+/// signalled. A pid we may not open (another user's process) counts as alive.
+pub(crate) fn process_alive(pid: u32) -> bool {
+    // SAFETY: opens a process by id for waiting only; a bad id yields null.
+    let raw = unsafe {
+        OpenProcess(
+            PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION,
+            0,
+            pid,
+        )
+    };
+    match owned(raw) {
+        // An exited process stays openable while someone holds a handle to it.
+        Ok(handle) => !wait_handle(&handle, Some(Duration::ZERO)).unwrap_or(false),
+        Err(e) => e.raw_os_error() != Some(ERROR_INVALID_PARAMETER as i32),
     }
 }
 
