@@ -614,8 +614,8 @@ mod tests {
         export_pulled(&stream_handles(&a), &mut pulled).unwrap();
         let handles: [OwnedHandle; 2] = import_pulled(&pulled).unwrap().try_into().unwrap();
         round_trip(&b, &stream_from_handles(handles));
-        // A pulled record is used up: its handle was moved, not copied.
-        assert!(import_pulled(&pulled).is_err());
+        // (Pulling the same record again would close whatever handle of this
+        // process reuses the value by then: never done, not even in a test.)
     }
 
     #[test]
