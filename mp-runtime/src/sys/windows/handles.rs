@@ -574,6 +574,10 @@ pub(crate) fn handle_count() -> u32 {
 mod tests {
     use super::*;
 
+    /// A multiple of 4 far above any handle table: a value no process uses, so a
+    /// test that takes it can never close a handle another test owns.
+    const NO_HANDLE: usize = 1 << 40;
+
     fn me() -> OwnedHandle {
         let mut dup: HANDLE = ptr::null_mut();
         // SAFETY: a real handle to this process, with the access a peer handle has.
@@ -628,7 +632,7 @@ mod tests {
             &mut bad,
             PUSHED,
             1,
-            ptr::without_provenance_mut(0x7ff0_0000),
+            ptr::without_provenance_mut(NO_HANDLE),
             0,
         );
         record(&mut bad, PUSHED, 1, ptr::without_provenance_mut(3), 0);
@@ -648,7 +652,7 @@ mod tests {
             &mut forged,
             PULLED,
             std::process::id(),
-            ptr::without_provenance_mut(0x7ff0_0000),
+            ptr::without_provenance_mut(NO_HANDLE),
             created,
         );
         let err = import_pulled(&forged).unwrap_err();
@@ -700,7 +704,7 @@ mod tests {
                 &mut bytes,
                 PUSHED,
                 1,
-                ptr::without_provenance_mut(0x7ff0_0000),
+                ptr::without_provenance_mut(NO_HANDLE),
                 0,
             );
             assert!(import_pushed(&bytes).is_err());
