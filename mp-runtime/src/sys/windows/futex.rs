@@ -28,9 +28,18 @@
 //! waiter of the bucket wakes spuriously and waits again. A process killed while
 //! waiting leaves its count behind: every later wake of that bucket releases one
 //! permit nobody is waiting for, and those permits pile up until waiters of the
-//! bucket go through them as spurious wake-ups (one re-check each). Never a lost
-//! wake-up, but a bucket woken often after such a death costs its next waiter
-//! that many extra loops.
+//! bucket go through them as spurious wake-ups (one re-check each).
+//!
+//! A permit can also be taken by the wrong waiter: the waker counts one waiter
+//! and releases one permit, and before that waiter takes it, another waiter of
+//! the bucket (a thread that just handed its turn over, in a ping-pong) counts
+//! itself, finds its own word unchanged, and sleeps on the semaphore, where it
+//! takes the permit, wakes, re-checks and sleeps again, leaving the first
+//! waiter asleep with its word changed. So no sleep on the semaphore lasts more
+//! than `RECHECK_MS` (50 ms) without a re-check of the word: such a wake-up is
+//! late by at most that, never lost (without it, three processes going through
+//! a `Barrier` 50 times, `tests/sync.rs`, were seen to stall under load until
+//! their timeout).
 //!
 //! A word outside every segment (an atomic on the heap, as in unit tests) can
 //! only be shared by threads of this process: `WaitOnAddress` serves it.
@@ -123,6 +132,9 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
     }
 }
 
+/// Longest sleep on a bucket's semaphore before the word is checked again.
+const RECHECK_MS: u32 = 50;
+
 fn wait_shared(
     mapped: &Mapped,
     addr: usize,
@@ -145,9 +157,11 @@ fn wait_shared(
                 break Ok(Wake::TimedOut);
             };
             // SAFETY: waits on a live semaphore handle.
-            match unsafe { WaitForSingleObject(sem.as_raw_handle(), ms) } {
+            match unsafe { WaitForSingleObject(sem.as_raw_handle(), ms.min(RECHECK_MS)) } {
                 WAIT_OBJECT_0 => break Ok(Wake::Woken),
-                // Possibly early: `millis_left` decides.
+                // A slice passed (or the wait ended early): re-check the word,
+                // whose wake-up may have been taken by another waiter (module docs).
+                WAIT_TIMEOUT if word.load(Ordering::SeqCst) != expected => break Ok(Wake::Woken),
                 WAIT_TIMEOUT => continue,
                 WAIT_FAILED => break Err(io::Error::last_os_error()),
                 other => {
