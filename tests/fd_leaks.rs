@@ -73,6 +73,17 @@ fn no_descriptor_leaks() {
         assert_eq!(a.recv().unwrap(), 6);
     }
     let worker_after = pool.apply(open_fds_in_worker, ()).unwrap();
-    assert_eq!(worker_after, worker_before, "worker leaked descriptors");
-    assert_eq!(open_fds(), parent_before, "parent leaked descriptors");
+    let parent_after = open_fds();
+    // A leak would show as hundreds (200 rounds, several handles each). On
+    // Windows the runtime's own threads open and close a handle now and then (a
+    // count one lower or higher was seen under Wine), so a little slack.
+    let slack = if cfg!(windows) { 2 } else { 0 };
+    assert!(
+        worker_after <= worker_before + slack,
+        "worker leaked descriptors: {worker_before} -> {worker_after}"
+    );
+    assert!(
+        parent_after <= parent_before + slack,
+        "parent leaked descriptors: {parent_before} -> {parent_after}"
+    );
 }

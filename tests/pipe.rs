@@ -252,3 +252,17 @@ fn an_end_from_a_sender_that_exited() {
         assert_eq!(received.unwrap().recv().unwrap(), 3);
     }
 }
+
+/// A `recv` blocked on an end does not hold up a `send` on the same end (on
+/// Windows each direction is its own pipe for this reason).
+#[test]
+fn a_blocked_recv_does_not_hold_up_a_send() {
+    let (a, b) = mp::pipe::<u32>().unwrap();
+    let reader = a.clone();
+    let waiting = std::thread::spawn(move || reader.recv().unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    a.send(&1).unwrap();
+    assert_eq!(b.recv().unwrap(), 1);
+    b.send(&2).unwrap();
+    assert_eq!(waiting.join().unwrap(), 2);
+}

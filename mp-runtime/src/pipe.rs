@@ -39,6 +39,12 @@ pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
 ///
 /// One reader and one writer per end at a time (as in Python); within one
 /// process, concurrent calls are serialized.
+///
+/// On Windows a message that carries handles (a pipe end, and later queues or
+/// shared memory) must be received while the process that sent it still runs:
+/// the receiver takes the handles out of the sender. Received after the sender
+/// exited, it is a `Codec` error that says so. (On Unix the kernel holds them in
+/// flight.)
 pub struct Connection<T> {
     inner: Arc<Inner>,
     _message: PhantomData<fn(T) -> T>,

@@ -367,8 +367,13 @@ pub(crate) fn write_frame<H: Serialize, W: SendHalf>(
     let handles: &[BorrowedHandle<'_>] = if handles.is_empty() {
         handles
     } else {
-        out.export(handles, scratch)
-            .map_err(|e| Error::io("passing a handle to another process", e))?;
+        // A Codec error, so a worker reports it as its job's failure (see
+        // `send_outcome`) instead of stopping.
+        out.export(handles, scratch).map_err(|e| {
+            Error::Codec(CodecError::new(format!(
+                "could not pass a handle to the other process: {e}"
+            )))
+        })?;
         &[]
     };
     let result = send_all(out, scratch, payload, handles);
