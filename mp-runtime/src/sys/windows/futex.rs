@@ -26,8 +26,11 @@
 //! other thread can take it away (as a newcomer would take a permit from a
 //! shared semaphore). An event set after its thread stopped waiting makes that
 //! thread's next wait return at once: a spurious wake-up. A sleeper whose
-//! process was killed leaves its slot and count behind; the next waker finds its
-//! event gone, and frees both.
+//! process was killed leaves its slot and count behind; a waker that finds its
+//! event gone frees both. (Each process keeps the events it has set open, up to
+//! 256, so that a wake is one `SetEvent`; a killed sleeper's event, and so its
+//! slot, then lasts until no process keeps it: a wasted `SetEvent` per wake of
+//! its bucket meanwhile, never a lost wake-up.)
 //!
 //! When every slot is taken, a waiter sleeps in slices of 1 ms, re-reading the
 //! word after each: correct, only slower to wake.
@@ -40,9 +43,11 @@
 //! passed, so `TimedOut` is never reported early.
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::io;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
@@ -263,9 +268,35 @@ fn wait_local(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> io:
     }
 }
 
+/// Most sleepers' events a process keeps open for its wakes.
+const EVENT_CACHE: usize = 256;
+
+/// Events of sleepers this process has woken, by pid and thread number, so a
+/// wake costs one `SetEvent`. A cached handle keeps its event, and so its name,
+/// alive: a thread created later whose pid and number match finds the name taken
+/// (`Sleeper::new` then takes another number), so a cached event is never
+/// another thread's.
+static EVENTS: Mutex<BTreeMap<u64, Arc<OwnedHandle>>> = Mutex::new(BTreeMap::new());
+
+fn set_event(event: &OwnedHandle) {
+    // SAFETY: sets a live event handle opened with EVENT_MODIFY_STATE.
+    unsafe { SetEvent(event.as_raw_handle()) };
+}
+
 /// Sets the event of the sleeper in `slot` (whose word was `value`); frees the
-/// slot if the sleeper is gone (its process died).
+/// slot if the sleeper is gone (its process died and nobody holds its event).
 fn signal(header: &SegmentHeader, slot: &AtomicU64, value: u64) {
+    let key = value & !0xFF;
+    // Each critical section is one map operation: poisoning cannot tear it.
+    let cached = EVENTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .cloned();
+    if let Some(event) = cached {
+        set_event(&event);
+        return;
+    }
     let name = event_name(value);
     // SAFETY: opens a named event for setting only; the name is NUL-terminated
     // and outlives the call; a missing event yields null.
@@ -284,9 +315,14 @@ fn signal(header: &SegmentHeader, slot: &AtomicU64, value: u64) {
         return;
     }
     // SAFETY: a fresh handle that nothing else owns, closed on drop.
-    let event = unsafe { OwnedHandle::from_raw_handle(raw) };
-    // SAFETY: sets a live event handle opened with EVENT_MODIFY_STATE.
-    unsafe { SetEvent(event.as_raw_handle()) };
+    let event = Arc::new(unsafe { OwnedHandle::from_raw_handle(raw) });
+    set_event(&event);
+    let mut events = EVENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if events.len() >= EVENT_CACHE {
+        // Rarely more sleeping threads than that: start over.
+        events.clear();
+    }
+    events.insert(key, event);
 }
 
 fn wake(word: &AtomicU32, all: bool) {
