@@ -157,9 +157,11 @@ thread_local! {
     static SLEEPER: OnceCell<Sleeper> = const { OnceCell::new() };
 }
 
-/// Runs `f` with this thread's event, creating it on first use.
-fn with_sleeper<R>(f: impl FnOnce(&Sleeper) -> io::Result<R>) -> io::Result<R> {
-    SLEEPER.with(|cell| {
+/// Runs `f` with this thread's event, creating it on first use; with `None`
+/// while the thread is being torn down (its thread-locals are gone).
+fn with_sleeper<R>(f: impl FnOnce(Option<&Sleeper>) -> io::Result<R>) -> io::Result<R> {
+    let mut f = Some(f);
+    let outcome = SLEEPER.try_with(|cell| {
         let sleeper = match cell.get() {
             Some(sleeper) => sleeper,
             None => {
@@ -167,8 +169,16 @@ fn with_sleeper<R>(f: impl FnOnce(&Sleeper) -> io::Result<R>) -> io::Result<R> {
                 cell.get_or_init(|| sleeper)
             }
         };
-        f(sleeper)
-    })
+        f.take()
+            .map_or(Err(io::Error::other("wait ran twice")), |f| {
+                f(Some(sleeper))
+            })
+    });
+    match (outcome, f) {
+        (Ok(result), _) => result,
+        (Err(_), Some(f)) => f(None),
+        (Err(_), None) => Err(io::Error::other("wait ran twice")),
+    }
 }
 
 /// Sleeps while `*word == expected`, until woken or `timeout` has passed.
@@ -179,7 +189,10 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
     match shm::mapping_of(addr) {
         Some(mapped) => {
             let bucket = bucket(&mapped, addr);
-            with_sleeper(|me| wait_shared(mapped.header(), bucket, me, word, expected, deadline))
+            with_sleeper(|me| match me {
+                Some(me) => wait_shared(mapped.header(), bucket, me, word, expected, deadline),
+                None => wait_polling(word, expected, deadline),
+            })
         }
         None => wait_local(word, expected, deadline),
     }
@@ -236,6 +249,20 @@ fn wait_shared(
     }
     waiters.fetch_sub(1, Ordering::SeqCst);
     result
+}
+
+/// Sleeps in slices of `POLL_MS`, re-reading the word after each: for a thread
+/// that has no event any more (a wait from a thread-local's destructor).
+fn wait_polling(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> io::Result<Wake> {
+    loop {
+        if word.load(Ordering::SeqCst) != expected {
+            return Ok(Wake::Woken);
+        }
+        let Some(ms) = millis_left(deadline) else {
+            return Ok(Wake::TimedOut);
+        };
+        std::thread::sleep(Duration::from_millis(u64::from(ms.min(POLL_MS))));
+    }
 }
 
 fn wait_local(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> io::Result<Wake> {
@@ -556,6 +583,26 @@ mod tests {
             }
         }
         t.join().unwrap();
+    }
+
+    #[test]
+    fn a_thread_without_its_event_polls_the_word() {
+        let w = Arc::new(AtomicU32::new(0));
+        let start = Instant::now();
+        let timeout = Duration::from_millis(5);
+        let r = wait_polling(&w, 0, deadline_after(Some(timeout))).unwrap();
+        assert_eq!(r, Wake::TimedOut);
+        assert!(start.elapsed() >= timeout);
+        let setter = {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(10));
+                w.store(1, Ordering::SeqCst);
+            })
+        };
+        assert_eq!(wait_polling(&w, 0, None).unwrap(), Wake::Woken);
+        assert_eq!(w.load(Ordering::SeqCst), 1);
+        setter.join().unwrap();
     }
 
     #[test]
