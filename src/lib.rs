@@ -82,7 +82,7 @@
 //! refuses that), also inside tuples, `Vec`s and your own structs. The OS handle
 //! inside travels with the value; `docs/handles.md` in the repository says how.
 //!
-//! ```ignore-windows
+//! ```
 //! #[mp::job]
 //! fn square_all(tasks: mp::Queue<Option<u32>>, results: mp::Queue<u32>) {
 //!     while let Some(n) = tasks.get().unwrap() {   // until the `None` sentinel
@@ -192,7 +192,7 @@
 //! |---|---|
 //! | Linux (x86_64, aarch64) | complete: socketpair channels, `PR_SET_PDEATHSIG` and a lifeline pipe against orphans |
 //! | macOS (x86_64, aarch64) | builds; the same POSIX mechanisms without `PR_SET_PDEATHSIG` (the lifeline pipe guards against orphans) |
-//! | Windows (x86_64) | spawn, [`Process`] and [`Pool`] work (`CreateProcessW` with an explicit handle list, channels over anonymous pipes, a kill-on-close job object against orphans; tested under Wine); [`pipe`] connections, shared memory, locks, queues and managers are not there yet on Windows and say so with a clear "not supported on Windows yet" error |
+//! | Windows (x86_64) | spawn, [`Process`], [`Pool`], [`pipe`] connections, shared memory ([`Value`], [`Array`], [`SharedMemory`]), locks and the other synchronization primitives, queues and managers work (`CreateProcessW` with an explicit handle list, channels over anonymous pipes, a kill-on-close job object against orphans, handles duplicated into the receiving process, pagefile-backed file mappings, a lock word holding the holder's pid as on macOS, wake-ups across processes through per-thread named events; tested under Wine); a handle sent through a [`Connection`] must be received while its sender still runs |
 //!
 //! Across machines, with the `mpi` feature: [`mpi::pool()`](mpi/fn.pool.html) on
 //! rank 0 of an MPI job (`mpirun`, `srun`) is a [`Pool`] whose workers are the
@@ -258,7 +258,7 @@ pub use mp_macros::entry;
 /// Derives [`Pod`](trait@Pod) for a `#[repr(C)]` struct whose fields are all `Pod`,
 /// so it can live in a [`Value`] or an [`Array`] shared between processes.
 ///
-/// ```ignore-windows
+/// ```
 /// #[derive(Clone, Copy, Debug, PartialEq, mp::Pod)]
 /// #[repr(C)]
 /// struct Stats {

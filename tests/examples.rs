@@ -305,10 +305,6 @@ fn worker_output() {
 }
 
 #[test]
-#[cfg_attr(
-    windows,
-    ignore = "queues, pipes and shared memory are not supported on Windows yet"
-)]
 fn queue_workers() {
     let run = run("queue_workers", &[]);
     let start = run.line("........");
@@ -335,10 +331,6 @@ fn queue_workers() {
 }
 
 #[test]
-#[cfg_attr(
-    windows,
-    ignore = "queues, pipes and shared memory are not supported on Windows yet"
-)]
 fn queue_producer_consumer() {
     let run = run("queue_producer_consumer", &[]);
     assert_eq!(run.lines_starting("main process (pid ").len(), 1);
@@ -368,10 +360,6 @@ fn queue_producer_consumer() {
 }
 
 #[test]
-#[cfg_attr(
-    windows,
-    ignore = "queues, pipes and shared memory are not supported on Windows yet"
-)]
 fn pipe_demo() {
     let run = run("pipe_demo", &[]);
     assert!(run.line("[12, {'name': 'chen'}, 'hello']") < run.line("response hello, son!"));
@@ -387,10 +375,6 @@ fn pipe_demo() {
 }
 
 #[test]
-#[cfg_attr(
-    windows,
-    ignore = "locks (shared memory) are not supported on Windows yet"
-)]
 fn lock_print() {
     let run = run("lock_print", &[]);
     for i in 0..10 {
@@ -405,7 +389,6 @@ fn lock_print() {
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "shared memory is not supported on Windows yet")]
 fn shared_array_add() {
     let run = run("shared_array_add", &[]);
     for k in 1..=10 {

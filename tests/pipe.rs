@@ -170,3 +170,99 @@ fn echo_u32_once(conn: mp::Connection<u32>) {
     let x = conn.recv().unwrap();
     conn.send(&x).unwrap();
 }
+
+/// Both ends of a new pipe, made in a worker and returned as the result.
+#[mp::job]
+fn make_pair() -> (mp::Connection<u32>, mp::Connection<u32>) {
+    mp::pipe().unwrap()
+}
+
+/// Returns the end it was given, after using it.
+#[mp::job]
+fn use_and_return(conn: mp::Connection<u32>) -> mp::Connection<u32> {
+    conn.send(&(conn.recv().unwrap() + 1)).unwrap();
+    conn
+}
+
+#[test]
+fn handles_travel_to_a_worker_and_back_in_results() {
+    let pool = mp::Pool::new(1).unwrap();
+    // Worker to parent: both ends were made in the worker.
+    let (a, b) = pool.apply(make_pair, ()).unwrap();
+    a.send(&7).unwrap();
+    assert_eq!(b.recv().unwrap(), 7);
+    // Parent to worker and back: the end returned is the one that was sent.
+    let (ours, theirs) = mp::pipe::<u32>().unwrap();
+    ours.send(&41).unwrap();
+    let back = pool.apply(use_and_return, (theirs,)).unwrap();
+    assert_eq!(ours.recv().unwrap(), 42);
+    back.send(&1).unwrap();
+    assert_eq!(ours.recv().unwrap(), 1);
+}
+
+/// Makes a pipe, sends one end to the parent through `control` and serves the
+/// other: doubles what arrives until it is closed.
+#[mp::job]
+fn serve_a_new_pipe(control: mp::Connection<mp::Connection<u32>>) {
+    let (ours, theirs) = mp::pipe::<u32>().unwrap();
+    control.send(&theirs).unwrap();
+    drop(theirs);
+    while let Ok(x) = ours.recv() {
+        ours.send(&(x * 2)).unwrap();
+    }
+}
+
+#[test]
+fn a_pipe_end_travels_through_a_pipe() {
+    let (control, child_control) = mp::pipe::<mp::Connection<u32>>().unwrap();
+    let p = mp::Process::spawn(serve_a_new_pipe, (child_control,)).unwrap();
+    let end = control.recv().unwrap();
+    for x in 0..10 {
+        end.send(&x).unwrap();
+        assert_eq!(end.recv().unwrap(), x * 2);
+    }
+    drop(end);
+    p.join().unwrap();
+}
+
+/// Sends a new pipe end through `control`, then exits at once.
+#[mp::job]
+fn send_an_end_and_exit(control: mp::Connection<mp::Connection<u32>>) {
+    let (ours, theirs) = mp::pipe::<u32>().unwrap();
+    control.send(&theirs).unwrap();
+    ours.send(&3).unwrap();
+}
+
+/// On Unix a descriptor in flight is held by the kernel, so it arrives after its
+/// sender exited. On Windows the receiver pulls it out of the sender, which must
+/// still run: a clear error, never a hang or a handle of another process.
+#[test]
+fn an_end_from_a_sender_that_exited() {
+    let (control, child_control) = mp::pipe::<mp::Connection<u32>>().unwrap();
+    let p = mp::Process::spawn(send_an_end_and_exit, (child_control,)).unwrap();
+    p.join().unwrap();
+    let received = control.recv();
+    if cfg!(windows) {
+        let err = received.unwrap_err();
+        assert!(matches!(err, mp::Error::Codec(_)), "{err}");
+        assert!(err.to_string().contains("has exited"), "{err}");
+        // The stream stays usable: the next message is read normally.
+        assert!(matches!(control.recv(), Err(mp::Error::Disconnected)));
+    } else {
+        assert_eq!(received.unwrap().recv().unwrap(), 3);
+    }
+}
+
+/// A `recv` blocked on an end does not hold up a `send` on the same end (on
+/// Windows each direction is its own pipe for this reason).
+#[test]
+fn a_blocked_recv_does_not_hold_up_a_send() {
+    let (a, b) = mp::pipe::<u32>().unwrap();
+    let reader = a.clone();
+    let waiting = std::thread::spawn(move || reader.recv().unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    a.send(&1).unwrap();
+    assert_eq!(b.recv().unwrap(), 1);
+    b.send(&2).unwrap();
+    assert_eq!(waiting.join().unwrap(), 2);
+}

@@ -4,7 +4,8 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
@@ -15,7 +16,7 @@ use crate::wire::{self, FrameReader};
 /// Creates a connected pair of duplex [`Connection`]s: what one end sends, the
 /// other receives, in both directions.
 ///
-/// ```ignore-windows
+/// ```
 /// let (a, b) = mp::pipe::<String>()?;
 /// a.send(&"ping".to_string())?;
 /// assert_eq!(b.recv()?, "ping");
@@ -38,6 +39,12 @@ pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
 ///
 /// One reader and one writer per end at a time (as in Python); within one
 /// process, concurrent calls are serialized.
+///
+/// On Windows a message that carries handles (a pipe end, and later queues or
+/// shared memory) must be received while the process that sent it still runs:
+/// the receiver takes the handles out of the sender. Received after the sender
+/// exited, it is a `Codec` error that says so. (On Unix the kernel holds them in
+/// flight.)
 pub struct Connection<T> {
     inner: Arc<Inner>,
     _message: PhantomData<fn(T) -> T>,
@@ -169,19 +176,55 @@ impl<T> Serialize for Connection<T> {
                     .to_string(),
             )));
         }
-        // The writing half is the same socket, and its lock is never held for long.
+        // The writing half is the same stream, and its lock is never held for long.
+        // The stream's handles (one socket on Unix, two pipes on Windows) are a
+        // tuple of indices: for one handle, postcard writes the bare index.
         let writer = lock(&self.inner.writer);
-        let index =
-            transfer::attach(sys::borrow_stream(&writer.0)).map_err(serde::ser::Error::custom)?;
-        serializer.serialize_u32(index)
+        let mut tuple = serializer.serialize_tuple(sys::STREAM_HANDLES)?;
+        for handle in sys::stream_handles(&writer.0) {
+            let index = transfer::attach(handle).map_err(serde::ser::Error::custom)?;
+            tuple.serialize_element(&index)?;
+        }
+        tuple.end()
+    }
+}
+
+/// Reads the tuple of handle indices a `Connection` serializes as.
+struct Indices;
+
+impl<'de> Visitor<'de> for Indices {
+    type Value = Vec<u32>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} handle indices", sys::STREAM_HANDLES)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<u32>, A::Error> {
+        let mut indices = Vec::with_capacity(sys::STREAM_HANDLES);
+        for i in 0..sys::STREAM_HANDLES {
+            let index = seq
+                .next_element()?
+                .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+            indices.push(index);
+        }
+        Ok(indices)
     }
 }
 
 impl<'de, T> Deserialize<'de> for Connection<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let index = u32::deserialize(deserializer)?;
-        let handle = transfer::detach(index).map_err(serde::de::Error::custom)?;
-        Connection::from_stream(sys::stream_from_handle(handle))
+        let indices = deserializer.deserialize_tuple(sys::STREAM_HANDLES, Indices)?;
+        let handles = indices
+            .into_iter()
+            .map(transfer::detach)
+            .collect::<std::result::Result<Vec<_>, String>>()
+            .map_err(serde::de::Error::custom)?;
+        let handles = <[_; sys::STREAM_HANDLES]>::try_from(handles).map_err(|_| {
+            serde::de::Error::custom(transfer::remember(
+                "a pipe end arrived with the wrong number of handles".to_string(),
+            ))
+        })?;
+        Connection::from_stream(sys::stream_from_handles(handles))
             .map_err(|e| serde::de::Error::custom(transfer::remember(e.to_string())))
     }
 }

@@ -8,7 +8,7 @@
 /// `#[repr(C)]` struct (also deriving `Clone` and `Copy`) whose fields are all
 /// `Pod` (the derive's documentation has an example).
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let grid = mp::Value::new([[0u8; 3]; 3])?;
 /// grid.lock()?[1][2] = 7;

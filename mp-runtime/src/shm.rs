@@ -2,7 +2,8 @@
 //! and every lock, semaphore, event, condition and barrier.
 //!
 //! A [`Segment`] is one OS shared-memory object (a memfd on Linux, see
-//! `sys/unix/shm.rs`) mapped into this process; clones share the mapping. It
+//! `sys/unix/shm.rs`; a pagefile-backed file mapping on Windows, see
+//! `sys/windows/shm.rs`) mapped into this process; clones share the mapping. It
 //! serializes as its descriptor (through [`crate::transfer`]) plus its length,
 //! so it crosses to other processes inside ordinary job arguments.
 //!
@@ -23,44 +24,7 @@ use crate::error::{Error, Result};
 use crate::sys::{BorrowedHandle, OsHandle};
 use crate::transfer;
 
-#[cfg(unix)]
 use crate::sys::shm as os;
-
-/// Windows: segments are not available yet; every entry point says so.
-#[cfg(windows)]
-mod os {
-    use super::*;
-
-    fn unsupported() -> io::Error {
-        io::Error::new(
-            io::ErrorKind::Unsupported,
-            "shared memory, Value, Array and the cross-process locks are not supported on \
-             Windows yet",
-        )
-    }
-    pub(super) fn create(_len: usize) -> io::Result<OsHandle> {
-        Err(unsupported())
-    }
-    pub(super) fn create_named(_len: usize) -> io::Result<(OsHandle, String)> {
-        Err(unsupported())
-    }
-    pub(super) fn open_named(_name: &str) -> io::Result<OsHandle> {
-        Err(unsupported())
-    }
-    pub(super) fn local_name(_handle: BorrowedHandle<'_>) -> io::Result<String> {
-        Err(unsupported())
-    }
-    pub(super) fn release_name(_name: &str) {}
-    pub(super) fn size(_handle: BorrowedHandle<'_>) -> io::Result<usize> {
-        Err(unsupported())
-    }
-    pub(super) fn map(_handle: BorrowedHandle<'_>, _len: usize) -> io::Result<NonNull<u8>> {
-        Err(unsupported())
-    }
-    /// # Safety
-    /// Never called: `map` never succeeds.
-    pub(super) unsafe fn unmap(_ptr: NonNull<u8>, _len: usize) {}
-}
 
 fn borrow(handle: &OsHandle) -> BorrowedHandle<'_> {
     crate::sys::borrow_handle(handle)
@@ -505,9 +469,12 @@ impl Drop for Name {
 /// is valid while the process it was taken from is alive and holds the segment
 /// (it looks like `mp-<pid>-<fd>-<inode>`; each process gets its own name for
 /// the same memory). On macOS the name is global and stays valid until the
-/// creator drops the segment.
+/// creator drops the segment. On Windows the name (`mp-<pid>-<random>`, in the
+/// session's `Local\` namespace) is global and stays valid while any process
+/// holds the segment, as with Python's `SharedMemory` there: there is nothing to
+/// unlink, and the memory goes with the last process that holds it.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let shm = mp::SharedMemory::create(1024)?;
 /// shm.write(0, b"hello")?;

@@ -3,7 +3,8 @@
 //! While a value serializes, a thread-local side table collects duplicates of the
 //! OS handles it contains (queues, pipes, shared memory, locks); each handle is
 //! written as an index into that table. The table travels beside the bytes
-//! (`SCM_RIGHTS` on Unix) and, on receipt, is installed while the value
+//! (`SCM_RIGHTS` on Unix; on Windows as records inside the frame, see
+//! `sys/windows/handles.rs`) and, on receipt, is installed while the value
 //! deserializes; each handle takes its entry by index. Guards restore the tables
 //! on every path, so a failed encode never leaks a handle into the next message,
 //! and an index that is missing or used twice is a `Codec` error, never a panic.

@@ -44,7 +44,7 @@ unsafe impl<T: Pod> SharedState for ValueState<T> {
 /// succeeds and its guard's [`holder_died`](ValueGuard::holder_died) warns
 /// that the value may be half-written.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let counter = mp::Value::new(0i64)?;
 /// let threads: Vec<_> = (0..4)
@@ -245,7 +245,7 @@ unsafe impl<T: Pod> SharedState for ArrayState<T> {
 /// each take the lock once. An index out of bounds is an
 /// [`InvalidArgument`](Error::InvalidArgument) error, not a panic.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let arr = mp::Array::from_slice(&[0, 1, 2, 3, 4])?;
 /// for x in arr.lock()?.iter_mut() {

@@ -1,7 +1,10 @@
 //! Framing and the messages between a parent and its workers.
 //!
-//! A frame is `[u32 LE length][u32 LE header length][header][payload]`, where
-//! `length` counts everything after itself. The header is a small serde enum;
+//! A frame is `[u32 LE length][u32 LE header length][u32 LE handle count][header][payload]`,
+//! where `length` counts everything after itself. On Unix the handles travel
+//! beside the bytes (`SCM_RIGHTS`); on Windows they travel inside the frame, as
+//! one fixed-size record each between the header and the payload (see
+//! `sys/windows/handles.rs`). The header is a small serde enum;
 //! the payload is already-encoded user data, written with one vectored write and
 //! never copied into the header, and read straight into a buffer of its own. A
 //! length above the configured maximum is a `Codec` error before anything is
@@ -198,16 +201,49 @@ const PREFIX: usize = 12;
 /// Where frames are written: a worker channel, or a buffer in tests.
 pub(crate) trait SendHalf {
     fn send(&mut self, bufs: &[IoSlice<'_>], handles: &[BorrowedHandle<'_>]) -> io::Result<usize>;
+
+    /// Appends one record per handle to `out`, for the receiver to take them by.
+    #[cfg(windows)]
+    fn export(&mut self, _handles: &[BorrowedHandle<'_>], _out: &mut Vec<u8>) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this stream cannot carry handles",
+        ))
+    }
+
+    /// Undoes `export` for a frame that was not sent whole.
+    #[cfg(windows)]
+    fn retract(&mut self, _records: &[u8]) {}
 }
 
 /// Where frames are read from.
 pub(crate) trait RecvHalf {
     fn recv(&mut self, buf: &mut [u8], handles: &mut VecDeque<OsHandle>) -> io::Result<usize>;
+
+    /// Takes the handles a frame's records name.
+    #[cfg(windows)]
+    fn import(&mut self, _records: &[u8]) -> io::Result<Vec<OsHandle>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this stream cannot carry handles",
+        ))
+    }
 }
 
 impl SendHalf for sys::ChannelWrite {
     fn send(&mut self, bufs: &[IoSlice<'_>], handles: &[BorrowedHandle<'_>]) -> io::Result<usize> {
         sys::send_with_handles(self, bufs, handles)
+    }
+
+    // The peer process is known: push the handles into it.
+    #[cfg(windows)]
+    fn export(&mut self, handles: &[BorrowedHandle<'_>], out: &mut Vec<u8>) -> io::Result<()> {
+        sys::export_pushed(&self.peer, handles, out)
+    }
+
+    #[cfg(windows)]
+    fn retract(&mut self, records: &[u8]) {
+        sys::retract(&self.peer, records)
     }
 }
 
@@ -215,11 +251,60 @@ impl SendHalf for &sys::ChannelWrite {
     fn send(&mut self, bufs: &[IoSlice<'_>], handles: &[BorrowedHandle<'_>]) -> io::Result<usize> {
         sys::send_with_handles(self, bufs, handles)
     }
+
+    #[cfg(windows)]
+    fn export(&mut self, handles: &[BorrowedHandle<'_>], out: &mut Vec<u8>) -> io::Result<()> {
+        sys::export_pushed(&self.peer, handles, out)
+    }
+
+    #[cfg(windows)]
+    fn retract(&mut self, records: &[u8]) {
+        sys::retract(&self.peer, records)
+    }
 }
 
 impl RecvHalf for sys::ChannelRead {
     fn recv(&mut self, buf: &mut [u8], handles: &mut VecDeque<OsHandle>) -> io::Result<usize> {
         sys::recv_with_handles(self, buf, handles)
+    }
+
+    #[cfg(windows)]
+    fn import(&mut self, records: &[u8]) -> io::Result<Vec<OsHandle>> {
+        sys::import_pushed(records)
+    }
+}
+
+// On Unix a pipe's stream is a socket like the worker channel (the impls above).
+// On Windows its peer may be any process: handles are pulled by the receiver.
+#[cfg(windows)]
+impl SendHalf for sys::Stream {
+    fn send(&mut self, bufs: &[IoSlice<'_>], handles: &[BorrowedHandle<'_>]) -> io::Result<usize> {
+        if !handles.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "on Windows, handles travel as records inside the frame",
+            ));
+        }
+        sys::Stream::send(self, bufs)
+    }
+
+    fn export(&mut self, handles: &[BorrowedHandle<'_>], out: &mut Vec<u8>) -> io::Result<()> {
+        sys::export_pulled(handles, out)
+    }
+
+    fn retract(&mut self, records: &[u8]) {
+        sys::retract_pulled(records)
+    }
+}
+
+#[cfg(windows)]
+impl RecvHalf for sys::Stream {
+    fn recv(&mut self, buf: &mut [u8], _handles: &mut VecDeque<OsHandle>) -> io::Result<usize> {
+        sys::Stream::recv(self, buf)
+    }
+
+    fn import(&mut self, records: &[u8]) -> io::Result<Vec<OsHandle>> {
+        sys::import_pulled(records)
     }
 }
 
@@ -254,7 +339,11 @@ pub(crate) fn write_frame<H: Serialize, W: SendHalf>(
     scratch.extend_from_slice(&[0u8; 4 + PREFIX - 4]);
     codec::encode_into(header, scratch)?;
     let header_len = scratch.len() - PREFIX;
-    let total = PREFIX - 4 + header_len + payload.len();
+    #[cfg(unix)]
+    let records_len = 0;
+    #[cfg(windows)]
+    let records_len = handles.len() * sys::HANDLE_RECORD_SIZE;
+    let total = PREFIX - 4 + header_len + records_len + payload.len();
     let max = max_frame_size();
     if total > max {
         return Err(Error::Codec(CodecError::new(format!(
@@ -273,7 +362,37 @@ pub(crate) fn write_frame<H: Serialize, W: SendHalf>(
     scratch[0..4].copy_from_slice(&(total as u32).to_le_bytes());
     scratch[4..8].copy_from_slice(&(header_len as u32).to_le_bytes());
     scratch[8..12].copy_from_slice(&(handles.len() as u32).to_le_bytes());
-    let mut bufs = [IoSlice::new(scratch), IoSlice::new(payload)];
+    // Windows: the handles become records after the header, and the frame
+    // itself carries them.
+    #[cfg(windows)]
+    let handles: &[BorrowedHandle<'_>] = if handles.is_empty() {
+        handles
+    } else {
+        // A Codec error, so a worker reports it as its job's failure (see
+        // `send_outcome`) instead of stopping.
+        out.export(handles, scratch).map_err(|e| {
+            Error::Codec(CodecError::new(format!(
+                "could not pass a handle to the other process: {e}"
+            )))
+        })?;
+        &[]
+    };
+    let result = send_all(out, scratch, payload, handles);
+    #[cfg(windows)]
+    if result.is_err() && records_len > 0 {
+        // Not sent whole: the receiver will never take these handles.
+        out.retract(&scratch[PREFIX + header_len..]);
+    }
+    result
+}
+
+fn send_all<W: SendHalf>(
+    out: &mut W,
+    head: &[u8],
+    payload: &[u8],
+    handles: &[BorrowedHandle<'_>],
+) -> Result<()> {
+    let mut bufs = [IoSlice::new(head), IoSlice::new(payload)];
     let mut bufs: &mut [IoSlice<'_>] = &mut bufs;
     let mut handles = handles;
     while !bufs.is_empty() {
@@ -423,15 +542,39 @@ impl<R: RecvHalf> FrameReader<R> {
                 "corrupt frame: it announces {handle_count} handles"
             ))));
         }
+        #[cfg(unix)]
+        let records_len = 0;
+        #[cfg(windows)]
+        let records_len = handle_count * sys::HANDLE_RECORD_SIZE;
+        if records_len > total - (PREFIX - 4) - header_len {
+            return Err(Error::Codec(CodecError::new(format!(
+                "corrupt frame: {handle_count} handles do not fit in a frame of {total} bytes"
+            ))));
+        }
         self.start += PREFIX;
         let header = self.take(header_len)?;
-        let payload = self.take(total - (PREFIX - 4) - header_len)?;
+        #[cfg(windows)]
+        let records = self.take(records_len)?;
+        let payload = self.take(total - (PREFIX - 4) - header_len - records_len)?;
+        #[cfg(windows)]
+        let handles = if handle_count == 0 {
+            Vec::new()
+        } else {
+            // The whole frame is read: a bad record costs this frame, not the stream.
+            self.inner.import(&records).map_err(|e| {
+                Error::Codec(CodecError::new(format!(
+                    "a message's handles could not be received: {e}"
+                )))
+            })?
+        };
+        #[cfg(unix)]
         if self.handles.len() < handle_count {
             return Err(Error::Codec(CodecError::new(format!(
                 "frame announced {handle_count} handles but {} arrived",
                 self.handles.len()
             ))));
         }
+        #[cfg(unix)]
         let handles = self.handles.drain(..handle_count).collect();
         Ok(Some(Frame {
             header,
@@ -557,6 +700,30 @@ mod tests {
         wire.extend_from_slice(&3u32.to_le_bytes());
         let err = read_one(&wire, 1 << 20).unwrap_err();
         assert!(matches!(err, Error::Codec(_)), "{err}");
+    }
+
+    /// Windows: a frame whose handle record is garbled is a `Codec` error that
+    /// costs that frame only; the next frame reads normally.
+    #[cfg(windows)]
+    #[test]
+    fn a_garbled_handle_record_costs_only_its_frame() {
+        let (a, b) = sys::stream_pair().unwrap();
+        let mut wire = Vec::new();
+        // One handle announced, its record all 0xff, then a payload byte.
+        wire.extend_from_slice(&(8 + sys::HANDLE_RECORD_SIZE as u32 + 1).to_le_bytes());
+        wire.extend_from_slice(&0u32.to_le_bytes());
+        wire.extend_from_slice(&1u32.to_le_bytes());
+        wire.extend_from_slice(&[0xff; sys::HANDLE_RECORD_SIZE]);
+        wire.push(7);
+        a.send(&[IoSlice::new(&wire)]).unwrap();
+        let mut writer = a.try_clone().unwrap();
+        write_frame(&mut writer, &(), b"next", &[], &mut Vec::new()).unwrap();
+        let mut reader = FrameReader::new(b);
+        let err = reader.read_frame(1 << 20).unwrap_err();
+        assert!(matches!(err, Error::Codec(_)), "{err}");
+        assert!(err.to_string().contains("handle"), "{err}");
+        let frame = reader.read_frame(1 << 20).unwrap().unwrap();
+        assert_eq!(frame.payload(), b"next");
     }
 
     #[test]

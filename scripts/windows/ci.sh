@@ -17,14 +17,11 @@ export WINEPREFIX="${MP_WINEPREFIX:-$target_dir/wineprefix}"
 
 # --- What runs under Wine -------------------------------------------------------
 #
-# Spawn, Process and Pool work on Windows; handles inside messages (and with them
-# mp::pipe), shared memory and everything built on it (Value, Array, locks and the
-# other synchronization primitives, queues) and managers do not yet, and say so with
-# a clear "not supported on Windows yet" error. Their test targets, tests and
-# examples are left out under Wine, each named here with the reason (their
-# doctests run, and must fail with that error), and the log lists them all. A
-# test target or example in neither list fails this script, so a new one is
-# never dropped silently.
+# Everything works on Windows: spawn, Process, Pool, handles inside messages,
+# mp::pipe, shared memory, locks and the other synchronization primitives, queues
+# and managers. What cannot run under Wine is left out, each named here with the
+# reason, and the log lists them all. A test target or example in neither list
+# fails this script, so a new one is never dropped silently.
 
 # Test targets run under Wine, as "package:kind:name" (kind lib, bin or test).
 windows_tests=(
@@ -32,69 +29,59 @@ windows_tests=(
     mp-runtime:lib:mp_runtime
     mp-macros:lib:mp_macros
     mp-bench:bin:mp-bench
-    mp:test:api_contract # sections 4-6 are skipped below
+    mp-bench:test:quick
+    mp:test:api_contract
     mp:test:arity
     mp:test:examples
+    mp:test:fd_leaks
     mp:test:frame_limit
     mp:test:handshake
+    mp:test:manager
+    mp:test:manager_remote
+    mp:test:pipe
     mp:test:pool
     mp:test:process
+    mp:test:queue
+    mp:test:shm
     mp:test:smoke
+    mp:test:sync
     mp:test:ui # its one test is ignored under Wine, with the reason (tests/ui.rs)
     mp:test:windows_registry
 )
 # Test targets not run under Wine, and why.
 declare -A windows_excluded_tests=(
-    [mp:test:pipe]="mp::pipe and handle passing not implemented on Windows yet"
-    [mp:test:fd_leaks]="passes pipe ends to jobs (handle passing not implemented on Windows yet); counts descriptors in /proc, Linux only"
-    [mp:test:shm]="shared memory/handle passing not implemented on Windows yet"
-    [mp:test:sync]="locks and other synchronization primitives (shared memory) not implemented on Windows yet"
-    [mp:test:queue]="queues (shared memory/handle passing) not implemented on Windows yet"
-    [mp:test:manager]="managers not implemented on Windows yet"
-    [mp:test:manager_remote]="managers not implemented on Windows yet"
-    [mp-bench:test:quick]="runs every benchmark scenario, including shared memory and pipes, not implemented on Windows yet"
 )
 # Tests inside those targets that exercise what Windows lacks, skipped by their
 # full names, and why. (The test of each excluded example in tests/examples.rs,
 # named after the example, is skipped too.)
 declare -A windows_skipped_tests=(
-    [section_4_queues_and_pipes]="queues and pipes (shared memory/handle passing) not implemented on Windows yet"
-    [section_5_shared_memory_and_sync]="shared memory and locks not implemented on Windows yet"
-    [section_6_managers]="managers not implemented on Windows yet"
-    [sync::event::tests::set_wakes_every_waiter]="cross-process waits (shared memory) not implemented on Windows yet (passes only when set() wins the race)"
-    [sync::event::tests::wait_times_out_when_not_set]="cross-process waits (shared memory) not implemented on Windows yet"
-    [sync::semaphore::tests::bound_and_timeout]="cross-process waits (shared memory) not implemented on Windows yet"
-    [sync::semaphore::tests::permits_are_never_exceeded]="cross-process waits (shared memory) not implemented on Windows yet"
-    [manager::client::tests::garbage_after_authentication_closes_only_that_connection]="managers not implemented on Windows yet"
 )
-# Doctests (mp's and mp-runtime's) all run under Wine. The examples of types not
-# implemented on Windows yet (pipes, shared memory, locks, queues, managers) are
-# marked `ignore-windows` in the source, so they show as ignored here.
+# Doctests (mp's and mp-runtime's) all run under Wine.
 # Examples run under Wine.
 windows_examples=(
     cpu_speedup
     global_state
+    lock_print
+    manager_client
+    manager_dict
+    manager_pool
+    manager_server
+    pipe_demo
     pool_apply_async
     pool_map
     process_basics
     process_subclass
+    queue_producer_consumer
+    queue_workers
     quickstart
+    shared_array
+    shared_array_add
+    shared_counter
+    sync_demo
     worker_output
 )
 # Examples not run under Wine, and why.
 declare -A windows_excluded_examples=(
-    [pipe_demo]="mp::pipe and handle passing not implemented on Windows yet"
-    [shared_array]="shared memory/handle passing not implemented on Windows yet"
-    [shared_counter]="shared memory/handle passing not implemented on Windows yet"
-    [shared_array_add]="shared memory/handle passing not implemented on Windows yet"
-    [sync_demo]="locks and other synchronization primitives (shared memory) not implemented on Windows yet"
-    [lock_print]="locks (shared memory) not implemented on Windows yet"
-    [queue_producer_consumer]="queues (shared memory/handle passing) not implemented on Windows yet"
-    [queue_workers]="queues (shared memory/handle passing) not implemented on Windows yet"
-    [manager_client]="managers not implemented on Windows yet"
-    [manager_dict]="managers not implemented on Windows yet"
-    [manager_pool]="managers not implemented on Windows yet"
-    [manager_server]="managers not implemented on Windows yet"
 )
 
 start=$SECONDS
@@ -158,7 +145,6 @@ done | sort
 for name in "${!windows_skipped_tests[@]}"; do
     printf '  test %s: %s\n' "$name" "${windows_skipped_tests[$name]}"
 done | sort
-echo "  doctests of pipes, shared memory, locks, queues and managers: marked ignore-windows in the source"
 for name in "${!windows_excluded_examples[@]}"; do
     printf '  example %s: %s\n' "$name" "${windows_excluded_examples[$name]}"
 done | sort

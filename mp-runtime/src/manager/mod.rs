@@ -49,7 +49,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// copy, in every process, reaches the same object. Each proxy call is one
 /// atomic operation on the server.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let d: mp::DictProxy<String, i32> = m.dict()?;

@@ -61,7 +61,7 @@ unsafe impl SharedState for QueueState {
 /// initializer or a pool task, also inside tuples, `Vec`s and your own structs):
 /// every copy is the same queue.
 ///
-/// ```ignore-windows
+/// ```
 /// #[mp::job]
 /// fn produce(q: mp::Queue<String>, n: u32) {
 ///     for i in 0..n {
@@ -361,7 +361,7 @@ impl<T: DeserializeOwned> Queue<T> {
 ///
 /// Every `Queue` method is available on it (it dereferences to its queue).
 ///
-/// ```ignore-windows
+/// ```
 /// #[mp::job]
 /// fn consume(q: mp::JoinableQueue<u32>) {
 ///     while let Ok(_item) = q.get() {
@@ -501,7 +501,7 @@ impl<T> JoinableQueue<T> {
 /// The simplest queue, like Python's `multiprocessing.SimpleQueue`: unbounded,
 /// with `put`, `get`, `is_empty` and `close`.
 ///
-/// ```ignore-windows
+/// ```
 /// let q = mp::SimpleQueue::new()?;
 /// q.put(1)?;
 /// assert!(!q.is_empty());

@@ -106,7 +106,7 @@ impl Drop for Inner<'_> {
 /// arriving leaves the others waiting: give them a timeout, or `abort` from
 /// elsewhere.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let b = mp::Barrier::new(2)?;
 /// let other = b.clone();

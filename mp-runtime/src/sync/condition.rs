@@ -64,7 +64,7 @@ unsafe impl SharedState for ConditionState {
 /// variable, it can wake without a notify: wait in a loop on your predicate, or
 /// use [`wait_while`](Condition::wait_while).
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let ready = mp::Value::new(false)?;
 /// let cond = mp::Condition::new()?;

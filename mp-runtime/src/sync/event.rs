@@ -59,7 +59,7 @@ unsafe impl SharedState for EventState {
 /// A flag shared between processes, like Python's `multiprocessing.Event`:
 /// [`wait`](Event::wait) sleeps until another process [`set`](Event::set)s it.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// use std::time::Duration;
 ///

@@ -6,10 +6,12 @@
 //! holder dies the kernel marks it through the holder's robust list and the next
 //! locker gets `EOWNERDEAD`: we make it consistent and report `holder_died()`.
 //!
-//! Elsewhere (macOS has no robust mutexes): a lock word holding the holder's pid
-//! plus a "contended" bit, waited on with the futex shim. A waiter that has slept
-//! 100 ms checks whether the holder process still exists (`kill(pid, 0)`); if not,
-//! it takes the lock over and reports `holder_died()`. A recycled pid can hide a
+//! Elsewhere (macOS and Windows have no robust mutexes): a lock word holding the
+//! holder's pid plus a "contended" bit, waited on with the futex shim. A waiter
+//! that has slept 100 ms checks whether the holder process still exists
+//! (`kill(pid, 0)`; on Windows `OpenProcess` and a zero wait on its handle, so a
+//! holder ended by `TerminateProcess` is noticed); if not, it takes the lock over
+//! and reports `holder_died()`. (Why not a Windows named mutex: see `README.md`.) A recycled pid can hide a
 //! death until that process exits; a thread (not process) that exits holding the
 //! lock is not detected.
 
@@ -337,9 +339,9 @@ mod imp {
         rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
     }
 
-    #[cfg(not(unix))]
-    fn process_alive(_pid: u32) -> bool {
-        true
+    #[cfg(windows)]
+    fn process_alive(pid: u32) -> bool {
+        crate::sys::process_alive(pid)
     }
 
     impl Raw {
@@ -604,7 +606,7 @@ unsafe impl SharedState for LockState {
 /// a deadlock; use [`RLock`](crate::RLock) to lock re-entrantly. Pass a `Lock`
 /// to jobs as an ordinary argument; clones are the same lock.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// use std::time::Duration;
 ///

@@ -27,33 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-#[cfg(unix)]
 pub(crate) use crate::sys::futex;
-
-/// Windows: no segment can be created yet, so no wait is ever reached.
-#[cfg(windows)]
-pub(crate) mod futex {
-    use std::io;
-    use std::sync::atomic::AtomicU32;
-    use std::time::Duration;
-
-    // The variants mirror the Unix shim; `wait` never gets far enough to use them.
-    #[allow(dead_code)]
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub(crate) enum Wake {
-        Woken,
-        TimedOut,
-    }
-
-    pub(crate) fn wait(_: &AtomicU32, _: u32, _: Option<Duration>) -> io::Result<Wake> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "cross-process waits are not supported on Windows yet",
-        ))
-    }
-    pub(crate) fn wake_one(_: &AtomicU32) {}
-    pub(crate) fn wake_all(_: &AtomicU32) {}
-}
 
 /// When a wait gives up.
 #[derive(Debug, Clone, Copy)]

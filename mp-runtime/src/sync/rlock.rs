@@ -27,7 +27,7 @@ unsafe impl SharedState for RLockState {
 /// Like [`Lock`](crate::Lock), a holder that dies does not deadlock the others:
 /// the next guard reports [`holder_died`](RLockGuard::holder_died).
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let r = mp::RLock::new()?;
 /// let outer = r.lock()?;

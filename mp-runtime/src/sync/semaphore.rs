@@ -154,7 +154,7 @@ macro_rules! semaphore_methods {
 /// A process that dies holding permits does not give them back; use
 /// [`acquire_timeout`](Semaphore::acquire_timeout) where that matters.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// use std::time::Duration;
 ///
@@ -206,7 +206,7 @@ impl Semaphore {
 /// `multiprocessing.BoundedSemaphore`: a [`release`](BoundedSemaphore::release)
 /// without a matching acquire is an [`Error::Bounded`].
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let s = mp::BoundedSemaphore::new(1)?;
 /// s.acquire()?;

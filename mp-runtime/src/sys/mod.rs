@@ -4,7 +4,11 @@
 //! `Channel` (a duplex byte stream to one worker, split into `ChannelRead` and
 //! `ChannelWrite`), `spawn_worker`, `wait_exit`, `try_wait`, `send_signal`,
 //! `worker_channel` (the worker's side of the bootstrap), `ignore_sigpipe`,
-//! `cpu_count`.
+//! `cpu_count`; for `pipe()`, `Stream`, `stream_pair`, `stream_handles`,
+//! `stream_from_handles`, `poll_readable`; for handles inside messages,
+//! `send_with_handles`/`recv_with_handles` (Unix: `SCM_RIGHTS`) and, on Windows,
+//! `export_pushed`/`export_pulled`/`import_pushed`/`import_pulled`/`retract*`
+//! (records inside the frame, see `windows/handles.rs`).
 
 #[cfg(unix)]
 mod unix;

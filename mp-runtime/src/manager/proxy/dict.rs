@@ -23,7 +23,7 @@ use crate::manager::protocol::{Bytes, Kind, Op, Response};
 /// with [`update_with`](DictProxy::update_with), or hold a managed lock
 /// around it.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let d: mp::DictProxy<String, u32> = m.dict()?;

@@ -18,7 +18,7 @@ use crate::manager::protocol::{Bytes, Kind, Op, Response};
 /// out of range is `Err(InvalidArgument)` for `set`, `insert` and `remove`,
 /// and `None` for `get`.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let l: mp::ListProxy<i32> = m.list_from(0..5)?;

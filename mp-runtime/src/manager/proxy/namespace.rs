@@ -15,7 +15,7 @@ use crate::manager::protocol::{Bytes, Kind, Op};
 /// which is `Err(InvalidArgument)` when there is no `x` (Python's
 /// `AttributeError`); [`get_opt`](NamespaceProxy::get_opt) gives `None` instead.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let ns = m.namespace()?;

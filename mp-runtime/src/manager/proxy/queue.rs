@@ -19,7 +19,7 @@ use crate::manager::protocol::{Bytes, Kind, Op, Response, Wait};
 /// `get` or `put` blocks only the calling thread; if the calling process dies
 /// while it waits, the server notices and the item is not taken.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let q: mp::QueueProxy<String> = m.queue()?;

@@ -59,7 +59,7 @@ fn done_or_timeout(handle: &Handle, op: Op<'_>) -> Result<bool> {
 /// `None` when the lock was not taken. It is not re-entrant: a thread that
 /// holds it and asks again waits forever, as in Python (use [`RLockProxy`]).
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let lock = m.lock()?;
@@ -153,7 +153,7 @@ impl std::fmt::Debug for LockProxyGuard<'_> {
 /// thread that holds it may take it again; it is free once every guard is
 /// dropped. Made by [`Manager::rlock`](crate::Manager::rlock).
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let r = m.rlock()?;
@@ -260,7 +260,7 @@ impl std::fmt::Debug for RLockProxyGuard<'_> {
 /// Permits are not owned: any process may release one. So, unlike a lock, a
 /// permit taken by a process that dies is not given back.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let s = m.bounded_semaphore(1)?;
@@ -321,7 +321,7 @@ impl SemaphoreProxy {
 /// An event on a manager's server (Python's `manager.Event()`); made by
 /// [`Manager::event`](crate::Manager::event) or [`Manager::event_named`](crate::Manager::event_named).
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let e = m.event()?;
@@ -386,7 +386,7 @@ impl EventProxy {
 /// `wait(guard)` releases the lock while it waits and takes it back before it
 /// returns, `notify_one`/`notify_all` wake waiters.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let c = m.condition()?;
@@ -528,7 +528,7 @@ impl std::fmt::Debug for ConditionProxyGuard<'_> {
 /// whose process dies, so the others never wait for a party that cannot come.
 /// `reset()` makes a broken barrier usable again.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let b = m.barrier(1)?;

@@ -16,7 +16,7 @@ use crate::manager::protocol::{Bytes, Kind, Op, Response};
 /// `get` and `set` are each atomic; [`update`](ValueProxy::update) makes a
 /// read-modify-write atomic.
 ///
-/// ```ignore-windows
+/// ```
 /// # use mp_runtime as mp;
 /// let m = mp::Manager::start()?;
 /// let v: mp::ValueProxy<i64> = m.value(0)?;

@@ -294,14 +294,17 @@ pub(crate) fn stream_pair() -> io::Result<(Stream, Stream)> {
     UnixStream::pair()
 }
 
-/// Borrows a stream's handle, for sending it to another process.
-pub(crate) fn borrow_stream(stream: &Stream) -> std::os::fd::BorrowedFd<'_> {
+/// How many handles a stream is made of (and travels as).
+pub(crate) const STREAM_HANDLES: usize = 1;
+
+/// Borrows a stream's handles, for sending it to another process.
+pub(crate) fn stream_handles(stream: &Stream) -> [std::os::fd::BorrowedFd<'_>; STREAM_HANDLES] {
     use std::os::fd::AsFd;
-    stream.as_fd()
+    [stream.as_fd()]
 }
 
-/// A stream from a received handle.
-pub(crate) fn stream_from_handle(handle: OwnedFd) -> Stream {
+/// A stream from received handles (as `stream_handles` lists them).
+pub(crate) fn stream_from_handles([handle]: [OwnedFd; STREAM_HANDLES]) -> Stream {
     UnixStream::from(handle)
 }
 

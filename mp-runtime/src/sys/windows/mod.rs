@@ -22,7 +22,9 @@
 //! `ExitStatus::Signal(15)` and `ExitStatus::Signal(9)`, so `exitcode()` is -15
 //! and -9 as on Unix; Python's own marker 0x10000 also reads as -15 (SIGTERM).
 
+pub(crate) mod futex;
 mod handles;
+pub(crate) mod shm;
 pub(crate) use handles::*;
 
 use std::collections::BTreeMap;
@@ -36,8 +38,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
 use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{
-    DUPLICATE_SAME_ACCESS, DuplicateHandle, GENERIC_READ, HANDLE, HANDLE_FLAG_INHERIT,
-    INVALID_HANDLE_VALUE, SetHandleInformation, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT,
+    DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_INVALID_PARAMETER, GENERIC_READ, HANDLE,
+    HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE, SetHandleInformation, WAIT_FAILED, WAIT_OBJECT_0,
+    WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING,
@@ -54,7 +57,8 @@ use windows_sys::Win32::System::Threading::{
     CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, CreateProcessW, DeleteProcThreadAttributeList,
     EXTENDED_STARTUPINFO_PRESENT, ExitProcess, GetCurrentProcess, GetCurrentThread,
     GetExitCodeProcess, GetProcessAffinityMask, INFINITE, InitializeProcThreadAttributeList,
-    LPPROC_THREAD_ATTRIBUTE_LIST, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_INFORMATION,
+    LPPROC_THREAD_ATTRIBUTE_LIST, OpenProcess, PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
+    PROCESS_DUP_HANDLE, PROCESS_INFORMATION, PROCESS_QUERY_LIMITED_INFORMATION,
     PROCESS_SYNCHRONIZE, ResumeThread, STARTF_USESTDHANDLES, STARTUPINFOEXW, THREAD_TERMINATE,
     TerminateProcess, UpdateProcThreadAttribute, WaitForSingleObject,
 };
@@ -73,8 +77,6 @@ const PIPE_BUFFER: u32 = 64 * 1024;
 
 /// The reading half of a channel: an anonymous pipe.
 pub(crate) type ChannelRead = File;
-/// The writing half of a channel: an anonymous pipe.
-pub(crate) type ChannelWrite = File;
 
 /// Turns a Win32 `BOOL` into a result.
 fn cvt(ok: i32) -> io::Result<()> {
@@ -297,7 +299,8 @@ pub(crate) fn spawn_worker() -> io::Result<(u32, Channel)> {
     let (parent_read, child_write) = pipe()?;
     // SAFETY: GetCurrentProcess returns a pseudo handle; it needs no closing.
     let me = unsafe { GetCurrentProcess() };
-    let lifeline = duplicate(me, Some(PROCESS_SYNCHRONIZE))?;
+    // The worker waits on it, and pushes the handles of its results into us.
+    let lifeline = duplicate(me, Some(PROCESS_SYNCHRONIZE | PROCESS_DUP_HANDLE))?;
     let stdin = null_input()?;
     let stdout = std_handle(STD_OUTPUT_HANDLE);
     let stderr = std_handle(STD_ERROR_HANDLE);
@@ -388,9 +391,13 @@ pub(crate) fn spawn_worker() -> io::Result<(u32, Channel)> {
     }
     drop(thread);
     let pid = info.dwProcessId;
-    processes().insert(pid, Arc::new(child));
+    let child = Arc::new(child);
+    processes().insert(pid, Arc::clone(&child));
     let read = File::from(parent_read);
-    let write = File::from(parent_write);
+    let write = ChannelWrite {
+        file: File::from(parent_write),
+        peer: child,
+    };
     Ok((pid, Channel { read, write }))
 }
 
@@ -590,22 +597,27 @@ pub(crate) fn worker_boot(marker: &str) -> io::Result<WorkerBoot> {
         (
             File::from_raw_handle(read),
             File::from_raw_handle(write),
-            OwnedHandle::from_raw_handle(parent),
+            Arc::new(OwnedHandle::from_raw_handle(parent)),
         )
     };
+    let lifeline = Arc::clone(&parent);
     std::thread::Builder::new()
         .name("mp-lifeline".into())
-        .spawn(move || watch_parent(parent))?;
+        .spawn(move || watch_parent(&lifeline))?;
+    let write = ChannelWrite {
+        file: write,
+        peer: parent,
+    };
     Ok(WorkerBoot {
         channel: Channel { read, write },
         parent_pid,
     })
 }
 
-fn watch_parent(parent: OwnedHandle) {
+fn watch_parent(parent: &OwnedHandle) {
     // Signalled when the parent exits, however it exits. Any failure to wait
     // counts as the parent's death too: a worker must not outlive it.
-    let _ = wait_handle(&parent, None);
+    let _ = wait_handle(parent, None);
     exit_now(EXIT_PARENT_DIED);
 }
 
@@ -628,6 +640,24 @@ fn affinity_count(read: bool, mask: usize, machine: usize) -> usize {
     match mask.count_ones() as usize {
         n if read && n > 0 => n.min(machine),
         _ => machine,
+    }
+}
+
+/// Whether process `pid` still runs: it can be opened and its handle is not
+/// signalled. A pid we may not open (another user's process) counts as alive.
+pub(crate) fn process_alive(pid: u32) -> bool {
+    // SAFETY: opens a process by id for waiting only; a bad id yields null.
+    let raw = unsafe {
+        OpenProcess(
+            PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION,
+            0,
+            pid,
+        )
+    };
+    match owned(raw) {
+        // An exited process stays openable while someone holds a handle to it.
+        Ok(handle) => !wait_handle(&handle, Some(Duration::ZERO)).unwrap_or(false),
+        Err(e) => e.raw_os_error() != Some(ERROR_INVALID_PARAMETER as i32),
     }
 }
 
