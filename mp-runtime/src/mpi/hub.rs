@@ -8,7 +8,7 @@
 //! all frames waiting for a rank leave in one message (batching).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -92,16 +92,6 @@ struct RankState {
     pid: u32,
 }
 
-/// What the thread making MPI progress owns.
-struct HubIo {
-    /// Nonblocking sends not completed yet.
-    sending: Vec<ffi::Send>,
-    /// Rank 0 told the ranks to stop: no MPI call any more.
-    closed: bool,
-    /// When a message last left or arrived, whoever moved it.
-    last_activity: Instant,
-}
-
 struct HubState {
     ranks: Vec<RankState>,
     /// Readers asleep on `arrived`: without any, nobody needs a wake-up.
@@ -120,11 +110,6 @@ struct Hub {
     /// Counts what readers wait for (messages filed, sessions ended), for
     /// readers that poll before they sleep.
     filed: AtomicU64,
-    /// The right to call MPI (the library is initialized `Serialized`): held
-    /// by the hub thread, or by a reader polling for its reply.
-    io: Mutex<HubIo>,
-    /// Readers polling MPI themselves: the hub thread leaves it to them.
-    pollers: AtomicUsize,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -150,12 +135,6 @@ fn hub(size: usize) -> Result<Arc<Hub>> {
         wake: Condvar::new(),
         arrived: Condvar::new(),
         filed: AtomicU64::new(0),
-        io: Mutex::new(HubIo {
-            sending: Vec::new(),
-            closed: false,
-            last_activity: Instant::now(),
-        }),
-        pollers: AtomicUsize::new(0),
         thread: Mutex::new(None),
     });
     // Only rank 0's main program gets here, before any pool exists; a lost race
@@ -195,43 +174,42 @@ pub(super) fn stop_all(size: usize) {
 }
 
 impl Hub {
-    /// The hub thread: makes MPI progress whenever no reader does.
+    /// The hub thread: every MPI call of rank 0 after initialization.
     fn run(&self) {
         let world = SimpleCommunicator::world();
+        let mut sending: Vec<ffi::Send> = Vec::new();
+        let mut last_activity = Instant::now();
         loop {
-            if self.pollers.load(Ordering::Acquire) > 0 {
-                // A reader is polling MPI itself; take over if it stops.
-                // Frames waiting are theirs to send too.
-                let state = lock(&self.state);
-                if !state.stop {
-                    drop(
-                        self.wake
-                            .wait_timeout(state, MAX_NAP)
-                            .map_or_else(|e| e.into_inner().0, |(s, _)| s),
-                    );
-                }
-                continue;
+            let (outgoing, stop) = self.take_outgoing();
+            if !outgoing.is_empty() {
+                last_activity = Instant::now();
             }
-            let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
-            let (active, stop) = self.progress(&world, &mut io);
+            for (rank, tag, bytes) in outgoing {
+                sending.push(ffi::Send::start(bytes, rank, tag));
+            }
             if stop {
-                io.closed = true;
-                let sending = std::mem::take(&mut io.sending);
                 self.stop_ranks(&world, sending);
                 return;
             }
-            let sending = !io.sending.is_empty();
+            let mut active = false;
+            while let Some((message, status)) = world.any_process().immediate_matched_probe() {
+                let source = usize::try_from(status.source_rank()).unwrap_or(0);
+                let tag = status.tag();
+                let (bytes, _) = (message, status).matched_receive_vec::<u8>();
+                self.file(source, tag, bytes);
+                active = true;
+            }
+            sending.retain_mut(|send| !send.test());
+            self.watch();
             if active {
-                drop(io);
+                last_activity = Instant::now();
                 continue;
             }
-            let last_activity = io.last_activity;
-            drop(io);
             let mut state = lock(&self.state);
             if state.dirty || state.stop {
                 continue;
             }
-            let awaiting = sending || state.ranks.iter().any(|r| r.expected > 0);
+            let awaiting = !sending.is_empty() || state.ranks.iter().any(|r| r.expected > 0);
             let quiet = last_activity.elapsed();
             if !awaiting && quiet >= SPIN {
                 // Nothing to wait for from any rank, and no recent traffic:
@@ -241,6 +219,7 @@ impl Hub {
                         .wait_timeout(state, Duration::from_millis(200))
                         .map_or_else(|e| e.into_inner().0, |(s, _)| s),
                 );
+                last_activity = Instant::now();
                 continue;
             }
             if quiet < SPIN {
@@ -257,80 +236,6 @@ impl Hub {
                 drop(state);
             }
         }
-    }
-
-    /// One round of MPI progress, by whichever thread holds `io`: sends what
-    /// waits, files what arrived, completes sends, watches liveness. Returns
-    /// whether anything moved, and whether rank 0 is stopping.
-    fn progress(&self, world: &SimpleCommunicator, io: &mut HubIo) -> (bool, bool) {
-        if io.closed {
-            return (false, true);
-        }
-        let (outgoing, stop) = self.take_outgoing();
-        let mut active = !outgoing.is_empty();
-        for (rank, tag, bytes) in outgoing {
-            io.sending.push(ffi::Send::start(bytes, rank, tag));
-        }
-        if stop {
-            return (active, true);
-        }
-        while let Some((message, status)) = world.any_process().immediate_matched_probe() {
-            let source = usize::try_from(status.source_rank()).unwrap_or(0);
-            let tag = status.tag();
-            let (bytes, _) = (message, status).matched_receive_vec::<u8>();
-            self.file(source, tag, bytes);
-            active = true;
-        }
-        io.sending.retain_mut(|send| !send.test());
-        self.watch();
-        if active {
-            io.last_activity = Instant::now();
-        }
-        (active, false)
-    }
-
-    /// A reader owed a reply makes MPI progress itself for up to
-    /// `HANDOFF_SPIN`, so a short task's reply reaches it with no thread
-    /// hand-off. True once something was filed for a reader.
-    /// `seen` is `filed` as read under the state lock.
-    fn poll_for_reply(&self, seen: u64) -> bool {
-        self.pollers.fetch_add(1, Ordering::AcqRel);
-        let world = SimpleCommunicator::world();
-        let filed = crate::pool::spin::spin_until(HANDOFF_SPIN, || {
-            if let Ok(mut io) = self.io.try_lock() {
-                let (_, stop) = self.progress(&world, &mut io);
-                if stop {
-                    return true;
-                }
-            }
-            self.filed.load(Ordering::Acquire) != seen
-        });
-        self.pollers.fetch_sub(1, Ordering::AcqRel);
-        // Frames queued while this thread held `io` after its last round.
-        self.send_soon();
-        if !filed {
-            // The task runs longer: the hub thread watches from now on.
-            self.wake.notify_one();
-        }
-        filed
-    }
-
-    /// Sends the frames waiting, if no other thread is making progress now
-    /// (that one sends them; the hub thread is woken in case it just stopped).
-    fn send_soon(&self) {
-        if let Ok(mut io) = self.io.try_lock()
-            && !io.closed
-        {
-            let (outgoing, _) = self.take_outgoing();
-            if !outgoing.is_empty() {
-                io.last_activity = Instant::now();
-            }
-            for (rank, tag, bytes) in outgoing {
-                io.sending.push(ffi::Send::start(bytes, rank, tag));
-            }
-            return;
-        }
-        self.wake.notify_one();
     }
 
     fn take_outgoing(&self) -> (Vec<(usize, i32, Vec<u8>)>, bool) {
@@ -694,7 +599,7 @@ impl RankWriter {
         r.out.extend_from_slice(&frame);
         state.dirty = true;
         drop(state);
-        self.hub.send_soon();
+        self.hub.wake.notify_one();
         Ok(())
     }
 }
@@ -759,13 +664,15 @@ impl RecvHalf for Inbox {
                 if r.ended || r.dead {
                     return Ok(0);
                 }
-                if !spun {
-                    // A reply is owed, or a request may follow at once (the
-                    // next `apply`): fetch it ourselves a little before sleeping.
+                if !spun && r.expected > 0 {
+                    // A reply is owed: poll a little before sleeping.
                     spun = true;
                     let seen = self.hub.filed.load(Ordering::Acquire);
                     drop(state);
-                    self.hub.poll_for_reply(seen);
+                    let filed = &self.hub.filed;
+                    crate::pool::spin::spin_until(HANDOFF_SPIN, || {
+                        filed.load(Ordering::Acquire) != seen
+                    });
                     state = lock(&self.hub.state);
                     continue;
                 }
