@@ -8,7 +8,7 @@
 //! all frames waiting for a rank leave in one message (batching).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -58,6 +58,11 @@ fn liveness_timeout() -> Duration {
 const SPIN: Duration = Duration::from_millis(2);
 /// The longest nap between polls while replies are awaited.
 const MAX_NAP: Duration = Duration::from_millis(1);
+/// How long rank 0's pool threads poll before they sleep at a hand-off (a
+/// writer waiting for a task, a reader for a reply, a caller for its result):
+/// a kernel wake-up across CPUs costs tens of microseconds, a round trip to a
+/// polling rank a few.
+pub(crate) const HANDOFF_SPIN: Duration = Duration::from_micros(200);
 
 #[derive(Default)]
 struct RankState {
@@ -89,6 +94,8 @@ struct RankState {
 
 struct HubState {
     ranks: Vec<RankState>,
+    /// Readers asleep on `arrived`: without any, nobody needs a wake-up.
+    sleepers: usize,
     /// Something waits to be sent.
     dirty: bool,
     stop: bool,
@@ -100,6 +107,9 @@ struct Hub {
     wake: Condvar,
     /// Wakes readers.
     arrived: Condvar,
+    /// Counts what readers wait for (messages filed, sessions ended), for
+    /// readers that poll before they sleep.
+    filed: AtomicU64,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -118,11 +128,13 @@ fn hub(size: usize) -> Result<Arc<Hub>> {
     let hub = Arc::new(Hub {
         state: Mutex::new(HubState {
             ranks: (0..size).map(|_| RankState::default()).collect(),
+            sleepers: 0,
             dirty: false,
             stop: false,
         }),
         wake: Condvar::new(),
         arrived: Condvar::new(),
+        filed: AtomicU64::new(0),
         thread: Mutex::new(None),
     });
     // Only rank 0's main program gets here, before any pool exists; a lost race
@@ -153,6 +165,7 @@ pub(super) fn stop_all(size: usize) {
         }
     }
     hub.wake.notify_all();
+    hub.filed.fetch_add(1, Ordering::Release);
     hub.arrived.notify_all();
     let handle = hub.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(handle) = handle {
@@ -197,8 +210,10 @@ impl Hub {
                 continue;
             }
             let awaiting = !sending.is_empty() || state.ranks.iter().any(|r| r.expected > 0);
-            if !awaiting {
-                // Nothing to wait for from any rank: sleep until a pool sends.
+            let quiet = last_activity.elapsed();
+            if !awaiting && quiet >= SPIN {
+                // Nothing to wait for from any rank, and no recent traffic:
+                // sleep until a pool sends.
                 drop(
                     self.wake
                         .wait_timeout(state, Duration::from_millis(200))
@@ -207,9 +222,9 @@ impl Hub {
                 last_activity = Instant::now();
                 continue;
             }
-            let quiet = last_activity.elapsed();
             if quiet < SPIN {
-                // Replies to short tasks come soon: poll without sleeping.
+                // Replies to short tasks, and the next request of a busy pool,
+                // come soon: poll without sleeping.
                 drop(state);
                 std::thread::yield_now();
             } else {
@@ -288,8 +303,12 @@ impl Hub {
             }
             _ => return,
         }
+        let sleepers = state.sleepers;
         drop(state);
-        self.arrived.notify_all();
+        self.filed.fetch_add(1, Ordering::Release);
+        if sleepers > 0 {
+            self.arrived.notify_all();
+        }
     }
 
     /// Presumes dead the ranks that owe replies and have been silent too long.
@@ -315,6 +334,7 @@ impl Hub {
         }
         drop(state);
         if died {
+            self.filed.fetch_add(1, Ordering::Release);
             self.arrived.notify_all();
         }
     }
@@ -630,6 +650,7 @@ impl RecvHalf for Inbox {
                 return Ok(n);
             }
             let mut state = lock(&self.hub.state);
+            let mut spun = false;
             loop {
                 let r = &mut state.ranks[self.rank];
                 if r.session != self.tag || r.killed {
@@ -643,11 +664,26 @@ impl RecvHalf for Inbox {
                 if r.ended || r.dead {
                     return Ok(0);
                 }
+                if !spun && r.expected > 0 {
+                    // A reply is owed: poll a little before sleeping.
+                    spun = true;
+                    let seen = self.hub.filed.load(Ordering::Acquire);
+                    drop(state);
+                    let filed = &self.hub.filed;
+                    crate::pool::spin::spin_until(HANDOFF_SPIN, || {
+                        filed.load(Ordering::Acquire) != seen
+                    });
+                    state = lock(&self.hub.state);
+                    continue;
+                }
+                state.sleepers += 1;
                 state = self
                     .hub
                     .arrived
                     .wait(state)
                     .unwrap_or_else(|e| e.into_inner());
+                state.sleepers -= 1;
+                spun = false;
             }
         }
     }
@@ -693,6 +729,7 @@ impl Peer for RankPeer {
         }
         drop(state);
         hub.wake.notify_one();
+        hub.filed.fetch_add(1, Ordering::Release);
         hub.arrived.notify_all();
     }
 

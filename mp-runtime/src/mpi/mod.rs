@@ -62,7 +62,7 @@ use crate::error::{Error, Result};
 use crate::pool::{Pool, PoolBuilder};
 use crate::sys::OsHandle;
 
-pub(crate) use hub::Ranks;
+pub(crate) use hub::{HANDOFF_SPIN, Ranks};
 
 /// Environment variables by which MPI launchers tell a process its rank.
 const RANK_VARIABLES: [&str; 3] = ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"];

@@ -104,6 +104,18 @@ impl Backend {
         }
     }
 
+    /// How long a thread polls before it sleeps at a hand-off (a writer
+    /// waiting for a task, a caller waiting for a result). Zero for local
+    /// workers; an MPI rank polls for its messages anyway, and rank 0's
+    /// threads answer sooner by polling than by a kernel wake-up.
+    pub(crate) fn spin(&self) -> Duration {
+        match self {
+            Backend::Local => Duration::ZERO,
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(_) => crate::mpi::HANDOFF_SPIN,
+        }
+    }
+
     /// Refuses, before anything is sent, payloads this backend cannot carry.
     pub(crate) fn check_handles(&self, job: &str, handles: &[OsHandle]) -> Result<()> {
         match self {

@@ -11,9 +11,10 @@
 mod imap;
 pub(crate) mod link;
 mod result;
+pub(crate) mod spin;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -98,6 +99,8 @@ struct Shared {
     state: Mutex<State>,
     /// Writers wait here for tasks and phase changes.
     work: Condvar,
+    /// Counts `work` notifications, for writers that poll before they sleep.
+    kicks: AtomicU64,
     /// `build`, `join` and `terminate` wait here.
     idle: Condvar,
     processes: usize,
@@ -163,6 +166,12 @@ impl Shared {
         lock_state(&self.state)
     }
 
+    /// Wakes the writers: the queue, a slot or the phase changed.
+    fn kick(&self) {
+        self.kicks.fetch_add(1, Ordering::Release);
+        self.work.notify_all();
+    }
+
     fn wait<'a>(&self, cv: &Condvar, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         cv.wait(guard).unwrap_or_else(|e| e.into_inner())
     }
@@ -199,7 +208,7 @@ impl Shared {
             state.broken = Some(error);
         }
         drop(state);
-        self.work.notify_all();
+        self.kick();
         self.idle.notify_all();
         self.finish(failed);
     }
@@ -336,6 +345,7 @@ impl Pool {
                 broken: Some(error),
             }),
             work: Condvar::new(),
+            kicks: AtomicU64::new(0),
             idle: Condvar::new(),
             processes: 0,
             initializer: None,
@@ -364,6 +374,7 @@ impl Pool {
                 broken: None,
             }),
             work: Condvar::new(),
+            kicks: AtomicU64::new(0),
             idle: Condvar::new(),
             processes,
             initializer,
@@ -440,7 +451,7 @@ impl Pool {
             sink,
         });
         drop(state);
-        self.shared.work.notify_all();
+        self.shared.kick();
         Ok(())
     }
 
@@ -473,7 +484,7 @@ impl Pool {
         let submitted = (|| {
             let entry = registry::job_of::<F>()?;
             let payload = transfer::encode(&args)?;
-            let cell = ResultCell::new();
+            let cell = ResultCell::with_spin(self.shared.backend.spin());
             let sink = Arc::new(SingleSink {
                 cell: Arc::clone(&cell),
             });
@@ -581,7 +592,7 @@ impl Pool {
             Err(e) => return AsyncResult::failed(e),
         };
         let chunks = items.len().div_ceil(chunksize);
-        let cell = ResultCell::new();
+        let cell = ResultCell::with_spin(self.shared.backend.spin());
         let sink = Arc::new(MapSink::new(Arc::clone(&cell), chunks));
         for (index, chunk) in items.chunks(chunksize).enumerate() {
             let submitted = wrap(chunk)
@@ -672,7 +683,7 @@ impl Pool {
             state.phase = Phase::Closed;
         }
         drop(state);
-        self.shared.work.notify_all();
+        self.shared.kick();
     }
 
     /// Stops the workers at once; unfinished results fail with `Terminated`.
@@ -686,7 +697,7 @@ impl Pool {
             .collect();
         let peers: Vec<Arc<dyn Peer>> = state.slots.iter().filter_map(|s| s.peer.clone()).collect();
         drop(state);
-        self.shared.work.notify_all();
+        self.shared.kick();
         self.shared.finish(queued);
         for peer in peers {
             peer.kill();
@@ -782,7 +793,7 @@ fn retire_slot(shared: &Shared, slot: usize) {
     let all_gone = state.slots.iter().all(|s| s.gone);
     let running = state.phase != Phase::Terminated;
     drop(state);
-    shared.work.notify_all();
+    shared.kick();
     shared.idle.notify_all();
     if all_gone && running {
         shared.break_pool(Error::WorkerStart {
@@ -844,7 +855,7 @@ fn serve(shared: &Shared, slot: usize, link: Link) {
         let mut state = shared.lock();
         state.slots[slot].dead = true;
         drop(state);
-        shared.work.notify_all();
+        shared.kick();
         // The writer may be blocked writing to a worker that stopped reading.
         peer.kill();
     });
@@ -868,7 +879,7 @@ fn serve(shared: &Shared, slot: usize, link: Link) {
         }
     }
     drop(state);
-    shared.work.notify_all();
+    shared.kick();
     shared.finish(failed);
 }
 
@@ -877,6 +888,7 @@ fn feed(shared: &Shared, slot: usize, writer: &mut dyn LinkWriter, peer: &dyn Pe
     loop {
         let next = {
             let mut state = shared.lock();
+            let mut spun = false;
             loop {
                 let phase = state.phase;
                 let queue_empty = state.queue.is_empty();
@@ -904,7 +916,19 @@ fn feed(shared: &Shared, slot: usize, writer: &mut dyn LinkWriter, peer: &dyn Pe
                     }
                     break Some(request);
                 }
+                let spin = shared.backend.spin();
+                if !spun && !spin.is_zero() {
+                    // Poll a little before sleeping: the next task often
+                    // comes within a wake-up's time.
+                    spun = true;
+                    let seen = shared.kicks.load(Ordering::Acquire);
+                    drop(state);
+                    spin::spin_until(spin, || shared.kicks.load(Ordering::Acquire) != seen);
+                    state = shared.lock();
+                    continue;
+                }
                 state = shared.wait(&shared.work, state);
+                spun = false;
             }
         };
         match next {
@@ -959,7 +983,7 @@ fn drain(shared: &Shared, slot: usize, reader: &mut dyn LinkReader, peer: &dyn P
             }
         };
         let Some(task) = task else { return };
-        shared.work.notify_all();
+        shared.kick();
         match failure {
             None => {
                 let handles = frame.take_handles();

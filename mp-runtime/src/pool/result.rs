@@ -1,5 +1,6 @@
 //! `AsyncResult` and the sinks that turn workers' replies into typed results.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,10 @@ enum CellState<T> {
 pub(crate) struct ResultCell<T> {
     state: Mutex<CellState<T>>,
     ready: Condvar,
+    /// Set once the state left `Pending`, for waiters that poll first.
+    filled: AtomicBool,
+    /// How long a waiter polls before it sleeps.
+    spin: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,9 +52,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<T> ResultCell<T> {
     pub(crate) fn new() -> Arc<Self> {
+        Self::with_spin(Duration::ZERO)
+    }
+
+    /// A cell whose waiters poll for `spin` before sleeping.
+    pub(crate) fn with_spin(spin: Duration) -> Arc<Self> {
         Arc::new(ResultCell {
             state: Mutex::new(CellState::Pending(None)),
             ready: Condvar::new(),
+            filled: AtomicBool::new(false),
+            spin,
         })
     }
 
@@ -60,12 +72,14 @@ impl<T> ResultCell<T> {
             CellState::Pending(callback) => match callback.take() {
                 Some(callback) => {
                     *state = CellState::Taken;
+                    self.filled.store(true, Ordering::Release);
                     drop(state);
                     self.ready.notify_all();
                     callback(result);
                 }
                 None => {
                     *state = CellState::Ready(result);
+                    self.filled.store(true, Ordering::Release);
                     drop(state);
                     self.ready.notify_all();
                 }
@@ -80,6 +94,12 @@ impl<T> ResultCell<T> {
 
     /// Waits until a result is there; false on timeout.
     fn wait_until(&self, deadline: Option<Instant>) -> (MutexGuard<'_, CellState<T>>, bool) {
+        if !self.spin.is_zero() {
+            let limit = deadline.map_or(self.spin, |d| {
+                self.spin.min(d.saturating_duration_since(Instant::now()))
+            });
+            super::spin::spin_until(limit, || self.filled.load(Ordering::Acquire));
+        }
         let mut state = lock(&self.state);
         while Self::is_pending(&state) {
             match deadline {
