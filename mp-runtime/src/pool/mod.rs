@@ -916,7 +916,7 @@ fn feed(shared: &Shared, slot: usize, writer: &mut dyn LinkWriter, peer: &dyn Pe
                     }
                     break Some(request);
                 }
-                let spin = shared.backend.spin();
+                let spin = shared.backend.writer_spin();
                 if !spun && !spin.is_zero() {
                     // Poll a little before sleeping: the next task often
                     // comes within a wake-up's time.
