@@ -2,34 +2,17 @@
 //! worker around many round trips that pass pipe ends to jobs and back. (Its own
 //! test binary, so no other test opens descriptors while it counts.)
 
+mod support;
+
 #[cfg(target_os = "linux")]
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-/// The open handles of this process, found by asking about each handle value in
-/// turn (values are multiples of 4, handed out lowest first; the count stops after
-/// 4096 values in a row name nothing). `GetProcessHandleCount` would be simpler,
-/// but Wine always answers 0.
+/// The open handles of this process.
 #[cfg(windows)]
 fn open_fds() -> usize {
-    use windows_sys::Win32::Foundation::GetHandleInformation;
-    let (mut count, mut misses, mut value) = (0, 0, 4usize);
-    while misses < 4096 {
-        let mut flags = 0u32;
-        // SAFETY: only queries the flags of a handle value; a value that names
-        // no handle fails with ERROR_INVALID_HANDLE.
-        let ok =
-            unsafe { GetHandleInformation(std::ptr::without_provenance_mut(value), &mut flags) };
-        if ok != 0 {
-            count += 1;
-            misses = 0;
-        } else {
-            misses += 1;
-        }
-        value += 4;
-    }
-    count
+    support::open_handle_count()
 }
 
 #[cfg(not(any(target_os = "linux", windows)))]

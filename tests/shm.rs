@@ -2,6 +2,8 @@
 //! `Pod` derive, handles inside process/pool/initializer arguments and results,
 //! and that no segment outlives the processes using it.
 
+mod support;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -481,33 +483,16 @@ fn mp_mappings(pid: u32) -> usize {
     }
 }
 
-/// Every open handle of this process (`pid` must be ours), found by asking
-/// about each handle value in turn, as in `fd_leaks.rs`: a leaked segment shows
-/// as a handle more after than before.
+/// Every open handle of this process (`pid` must be ours): a leaked segment
+/// shows as a handle more after than before.
 #[cfg(windows)]
 fn mp_descriptors(pid: u32) -> usize {
-    use windows_sys::Win32::Foundation::GetHandleInformation;
     assert_eq!(
         pid,
         std::process::id(),
         "only this process's handles are counted"
     );
-    let (mut count, mut misses, mut value) = (0, 0, 4usize);
-    while misses < 4096 {
-        let mut flags = 0u32;
-        // SAFETY: only queries the flags of a handle value; a value that names
-        // no handle fails with ERROR_INVALID_HANDLE.
-        let ok =
-            unsafe { GetHandleInformation(std::ptr::without_provenance_mut(value), &mut flags) };
-        if ok != 0 {
-            count += 1;
-            misses = 0;
-        } else {
-            misses += 1;
-        }
-        value += 4;
-    }
-    count
+    support::open_handle_count()
 }
 
 /// One handle of every kind.
