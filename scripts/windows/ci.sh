@@ -50,6 +50,7 @@ windows_tests=(
 )
 # Test targets not run under Wine, and why.
 declare -A windows_excluded_tests=(
+    [mp:test:mpi]="needs feature mpi and mpirun: pools over MPI ranks are built and tested with Open MPI on Linux (docs/cluster.md); MS-MPI on Windows is not supported"
 )
 # Tests inside those targets that exercise what Windows lacks, skipped by their
 # full names, and why. (The test of each excluded example in tests/examples.rs,
@@ -82,6 +83,7 @@ windows_examples=(
 )
 # Examples not run under Wine, and why.
 declare -A windows_excluded_examples=(
+    [cluster_map]="needs feature mpi and mpirun (docs/cluster.md); MS-MPI on Windows is not supported"
 )
 
 start=$SECONDS
