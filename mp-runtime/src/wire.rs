@@ -99,6 +99,52 @@ pub(crate) struct HelloAck {
     pub(crate) jobs: u32,
 }
 
+impl<'a> Hello<'a> {
+    /// This process's greeting to a worker called `name`.
+    pub(crate) fn ours(name: &'a str, parent_name: &'a str) -> Self {
+        Hello {
+            magic: MAGIC,
+            protocol: PROTOCOL_VERSION,
+            fingerprint: crate::registry::fingerprint(),
+            max_frame: max_frame_size() as u64,
+            name,
+            parent_name,
+        }
+    }
+}
+
+/// Why a worker's answer shows it is not running this process's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mismatch {
+    /// It speaks another protocol version.
+    Protocol { theirs: u32 },
+    /// Its job registry differs: another build.
+    Registry {
+        theirs: u64,
+        their_jobs: u32,
+        ours: u64,
+        our_jobs: usize,
+    },
+}
+
+impl HelloAck {
+    /// `None` when the worker runs the same build as this process.
+    pub(crate) fn mismatch(&self) -> Option<Mismatch> {
+        if self.magic != MAGIC || self.protocol != PROTOCOL_VERSION {
+            return Some(Mismatch::Protocol {
+                theirs: self.protocol,
+            });
+        }
+        let ours = crate::registry::fingerprint();
+        (self.fingerprint != ours).then(|| Mismatch::Registry {
+            theirs: self.fingerprint,
+            their_jobs: self.jobs,
+            ours,
+            our_jobs: crate::registry::len(),
+        })
+    }
+}
+
 /// Parent to worker, after the handshake.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request<'a> {
@@ -614,6 +660,37 @@ impl<R: RecvHalf> FrameReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_of_another_build_is_a_mismatch() {
+        let same = HelloAck {
+            magic: MAGIC,
+            protocol: PROTOCOL_VERSION,
+            fingerprint: crate::registry::fingerprint(),
+            pid: 1,
+            jobs: 0,
+        };
+        assert_eq!(same.mismatch(), None);
+        let old = HelloAck {
+            protocol: PROTOCOL_VERSION + 1,
+            ..same
+        };
+        assert_eq!(
+            old.mismatch(),
+            Some(Mismatch::Protocol {
+                theirs: PROTOCOL_VERSION + 1
+            })
+        );
+        let other = HelloAck {
+            fingerprint: same.fingerprint ^ 1,
+            jobs: 3,
+            ..same
+        };
+        assert!(matches!(
+            other.mismatch(),
+            Some(Mismatch::Registry { their_jobs: 3, .. })
+        ));
+    }
 
     fn read_one(wire: &[u8], max: usize) -> Result<Option<Frame>> {
         FrameReader::new(wire).read_frame(max)

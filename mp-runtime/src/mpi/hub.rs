@@ -20,9 +20,8 @@ use serde::Serialize;
 use super::ffi;
 use crate::error::{Error, ExitStatus, Result};
 use crate::pool::link::{Link, LinkReader, LinkWriter, Peer};
-use crate::registry;
 use crate::sys::OsHandle;
-use crate::wire::{self, Frame, FrameReader, Hello, HelloAck, RecvHalf, Request};
+use crate::wire::{self, Frame, FrameReader, Hello, HelloAck, Mismatch, RecvHalf, Request};
 
 /// Message kinds, the first byte of every message.
 pub(super) const KIND_FRAMES: u8 = 0;
@@ -533,45 +532,34 @@ fn handshake(
     rank: usize,
     name: &str,
 ) -> Result<u32> {
-    let ours = registry::fingerprint();
     let parent_name = crate::process::current_process().name().to_string();
-    let hello = Hello {
-        magic: wire::MAGIC,
-        protocol: wire::PROTOCOL_VERSION,
-        fingerprint: ours,
-        max_frame: wire::max_frame_size() as u64,
-        name,
-        parent_name: &parent_name,
-    };
+    let hello = Hello::ours(name, &parent_name);
     writer.send_header(&hello, &[])?;
     let frame = match reader.input.read_frame(64 * 1024)? {
         Some(frame) => frame,
         None => return Err(dead_rank(rank, 0, None)),
     };
     let ack: HelloAck = frame.header()?;
-    if ack.magic != wire::MAGIC || ack.protocol != wire::PROTOCOL_VERSION {
-        return Err(Error::WorkerStart {
-            message: format!(
-                "MPI rank {rank} speaks protocol {} but rank 0 speaks {}; every rank must run \
-                 the same build",
-                ack.protocol,
-                wire::PROTOCOL_VERSION
-            ),
-        });
-    }
-    if ack.fingerprint != ours {
-        return Err(Error::WorkerStart {
-            message: format!(
-                "MPI rank {rank} runs a binary built from different code (job registry \
-                 fingerprint {:016x}, {} jobs; rank 0 has {ours:016x}, {} jobs): every rank \
-                 must run the same executable (copy it to every machine after building)",
-                ack.fingerprint,
-                ack.jobs,
-                registry::len()
-            ),
-        });
-    }
-    Ok(ack.pid)
+    let message = match ack.mismatch() {
+        None => return Ok(ack.pid),
+        Some(Mismatch::Protocol { theirs }) => format!(
+            "MPI rank {rank} speaks protocol {theirs} but rank 0 speaks {}; every rank must run \
+             the same build",
+            wire::PROTOCOL_VERSION
+        ),
+        Some(Mismatch::Registry {
+            theirs,
+            their_jobs,
+            ours,
+            our_jobs,
+        }) => format!(
+            "MPI rank {rank} runs a binary built from different code (job registry \
+             fingerprint {theirs:016x}, {their_jobs} jobs; rank 0 has {ours:016x}, {our_jobs} \
+             jobs): every rank must run the same executable (copy it to every machine after \
+             building)"
+        ),
+    };
+    Err(Error::WorkerStart { message })
 }
 
 /// Rank 0's writer for one session.

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use crate::children::ChildHandle;
 use crate::error::{Error, Result};
-use crate::registry;
 use crate::sys::{self, ChannelRead, ChannelWrite, OsHandle, borrow_handle};
-use crate::wire::{self, Frame, FrameReader, Hello, HelloAck};
+use crate::wire::{self, Frame, FrameReader, Hello, HelloAck, Mismatch};
 
 /// How long a new worker may take to answer the handshake. Generous: a loaded
 /// CI machine or an emulated platform can take seconds to start a process.
@@ -103,16 +102,8 @@ fn handshake(
     name: &str,
 ) -> Result<()> {
     let pid = child.pid();
-    let ours = registry::fingerprint();
     let parent_name = crate::process::current_process().name().to_string();
-    let hello = Hello {
-        magic: wire::MAGIC,
-        protocol: wire::PROTOCOL_VERSION,
-        fingerprint: ours,
-        max_frame: wire::max_frame_size() as u64,
-        name,
-        parent_name: &parent_name,
-    };
+    let hello = Hello::ours(name, &parent_name);
     let start_error = |message: String| Error::WorkerStart { message };
     // A worker that already died cannot read; its exit is reported below.
     let _ = writer.send(&hello, &[]);
@@ -138,23 +129,27 @@ fn handshake(
         Err(e) => return Err(e),
     };
     let ack: HelloAck = frame.header()?;
-    if ack.magic != wire::MAGIC || ack.protocol != wire::PROTOCOL_VERSION {
-        return Err(start_error(format!(
-            "worker process {pid} speaks protocol {} but this process speaks {}; \
-             both must come from the same build",
-            ack.protocol,
-            wire::PROTOCOL_VERSION
-        )));
-    }
-    if ack.fingerprint != ours {
-        return Err(start_error(format!(
-            "worker process {pid} was built from different code (job registry fingerprint \
-             {:016x}, {} jobs; ours {ours:016x}, {} jobs): the executable changed on disk \
-             while the program ran; restart the program",
-            ack.fingerprint,
-            ack.jobs,
-            registry::len()
-        )));
+    match ack.mismatch() {
+        None => {}
+        Some(Mismatch::Protocol { theirs }) => {
+            return Err(start_error(format!(
+                "worker process {pid} speaks protocol {theirs} but this process speaks {}; \
+                 both must come from the same build",
+                wire::PROTOCOL_VERSION
+            )));
+        }
+        Some(Mismatch::Registry {
+            theirs,
+            their_jobs,
+            ours,
+            our_jobs,
+        }) => {
+            return Err(start_error(format!(
+                "worker process {pid} was built from different code (job registry fingerprint \
+                 {theirs:016x}, {their_jobs} jobs; ours {ours:016x}, {our_jobs} jobs): the \
+                 executable changed on disk while the program ran; restart the program"
+            )));
+        }
     }
     Ok(())
 }
