@@ -17,7 +17,7 @@ use ::mpi::point_to_point::{MatchedReceiveVec, Source};
 use ::mpi::topology::{Communicator, SimpleCommunicator};
 use serde::Serialize;
 
-use super::ffi;
+use super::{Chunk, ffi};
 use crate::error::{Error, ExitStatus, Result};
 use crate::pool::link::{Link, LinkReader, LinkWriter, Peer};
 use crate::sys::OsHandle;
@@ -481,8 +481,7 @@ impl Ranks {
                 hub: Arc::clone(&hub),
                 rank,
                 tag,
-                chunk: Vec::new(),
-                at: 0,
+                chunk: Chunk::default(),
             }),
             max_frame: wire::max_frame_size(),
         };
@@ -620,8 +619,7 @@ struct Inbox {
     hub: Arc<Hub>,
     rank: usize,
     tag: i32,
-    chunk: Vec<u8>,
-    at: usize,
+    chunk: Chunk,
 }
 
 impl RecvHalf for Inbox {
@@ -631,10 +629,7 @@ impl RecvHalf for Inbox {
         _handles: &mut VecDeque<OsHandle>,
     ) -> std::io::Result<usize> {
         loop {
-            if self.at < self.chunk.len() {
-                let n = buf.len().min(self.chunk.len() - self.at);
-                buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
-                self.at += n;
+            if let Some(n) = self.chunk.read(buf) {
                 return Ok(n);
             }
             let mut state = lock(&self.hub.state);
@@ -645,8 +640,7 @@ impl RecvHalf for Inbox {
                     return Ok(0);
                 }
                 if let Some(chunk) = r.inbox.pop_front() {
-                    self.chunk = chunk;
-                    self.at = 0;
+                    self.chunk = Chunk::starting_at(chunk, 0);
                     break;
                 }
                 if r.ended || r.dead {

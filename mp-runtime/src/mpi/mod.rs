@@ -145,6 +145,31 @@ pub fn pool_with(builder: PoolBuilder) -> Result<Pool> {
     builder.build_mpi(ranks)
 }
 
+/// One received MPI message, read out as part of a byte stream.
+#[derive(Debug, Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl Chunk {
+    /// The bytes of `bytes` from `at` on (a leading kind byte is skipped this
+    /// way, not removed).
+    fn starting_at(bytes: Vec<u8>, at: usize) -> Chunk {
+        Chunk { bytes, at }
+    }
+
+    /// Copies what is left, as much as fits, into `buf`; `None` once all of it
+    /// was read.
+    fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let rest = self.bytes.get(self.at..).filter(|rest| !rest.is_empty())?;
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Some(n)
+    }
+}
+
 fn launched_world() -> Result<&'static World> {
     if !is_launched() {
         return Err(Error::invalid(
@@ -256,4 +281,24 @@ fn install_panic_hook() {
         );
         SimpleCommunicator::world().abort(101);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Chunk;
+
+    #[test]
+    fn a_chunk_reads_out_from_its_start_in_pieces() {
+        let mut chunk = Chunk::starting_at(vec![9, 1, 2, 3, 4, 5], 1);
+        let mut buf = [0u8; 2];
+        assert_eq!(chunk.read(&mut buf), Some(2));
+        assert_eq!(buf, [1, 2]);
+        assert_eq!(chunk.read(&mut buf), Some(2));
+        assert_eq!(buf, [3, 4]);
+        let mut big = [0u8; 8];
+        assert_eq!(chunk.read(&mut big), Some(1));
+        assert_eq!(big[0], 5);
+        assert_eq!(chunk.read(&mut big), None);
+        assert_eq!(Chunk::default().read(&mut big), None);
+    }
 }

@@ -17,6 +17,7 @@ use ::mpi::environment::Universe;
 use ::mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use ::mpi::topology::{Communicator, SimpleCommunicator};
 
+use super::Chunk;
 use super::hub::{HEARTBEAT, KIND_ENDED, KIND_FRAMES, KIND_HEARTBEAT, KIND_STOP};
 use crate::sys::{BorrowedHandle, OsHandle};
 use crate::wire::{FrameReader, RecvHalf, SendHalf};
@@ -59,8 +60,7 @@ struct Outbox {
 struct Incoming {
     shared: Arc<Shared>,
     outbox: Rc<RefCell<Outbox>>,
-    chunk: Vec<u8>,
-    at: usize,
+    chunk: Chunk,
     /// Tag of the last session that ended: its leftovers are dropped.
     finished: i32,
     /// The first message of the next session, which arrived while the current
@@ -183,16 +183,13 @@ impl RecvHalf for Incoming {
     fn recv(&mut self, buf: &mut [u8], _handles: &mut VecDeque<OsHandle>) -> io::Result<usize> {
         let world = SimpleCommunicator::world();
         loop {
-            if self.at < self.chunk.len() {
-                let n = buf.len().min(self.chunk.len() - self.at);
-                buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
-                self.at += n;
+            if let Some(n) = self.chunk.read(buf) {
                 return Ok(n);
             }
             if self.stopped {
                 return Ok(0);
             }
-            let (tag, mut bytes) = match self.next.take() {
+            let (tag, bytes) = match self.next.take() {
                 Some(message) if self.shared.session.load(Ordering::Acquire) == 0 => message,
                 Some(message) => {
                     self.next = Some(message);
@@ -222,9 +219,8 @@ impl RecvHalf for Incoming {
                         self.next = Some((tag, bytes));
                         return Ok(0);
                     }
-                    bytes.remove(0);
-                    self.chunk = bytes;
-                    self.at = 0;
+                    // Past the kind byte.
+                    self.chunk = Chunk::starting_at(bytes, 1);
                 }
                 _ => {}
             }
@@ -252,8 +248,7 @@ pub(super) fn serve(universe: Universe, rank: usize) -> ! {
     let mut reader = FrameReader::new(Incoming {
         shared: Arc::clone(&shared),
         outbox: Rc::clone(&outbox),
-        chunk: Vec::new(),
-        at: 0,
+        chunk: Chunk::default(),
         finished: 0,
         next: None,
         stopped: false,
