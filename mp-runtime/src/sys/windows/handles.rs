@@ -590,16 +590,22 @@ mod tests {
     /// test that takes it can never close a handle another test owns.
     const NO_HANDLE: usize = 1 << 40;
 
+    /// A handle to this process with the access of a peer handle.
     fn me() -> OwnedHandle {
+        me_with(PROCESS_DUP_HANDLE | PROCESS_SYNCHRONIZE)
+    }
+
+    /// A handle to this process with `access`.
+    fn me_with(access: u32) -> OwnedHandle {
         let mut dup: HANDLE = ptr::null_mut();
-        // SAFETY: a real handle to this process, with the access a peer handle has.
+        // SAFETY: a real handle to this process, with the access asked for.
         cvt(unsafe {
             DuplicateHandle(
                 current_process(),
                 current_process(),
                 current_process(),
                 &mut dup,
-                PROCESS_DUP_HANDLE | PROCESS_SYNCHRONIZE,
+                access,
                 0,
                 0,
             )
@@ -683,22 +689,7 @@ mod tests {
 
     #[test]
     fn a_push_the_peer_handle_does_not_allow_is_an_error_and_leaves_nothing() {
-        let mut dup: HANDLE = ptr::null_mut();
-        // SAFETY: a real handle to this process with SYNCHRONIZE only.
-        cvt(unsafe {
-            DuplicateHandle(
-                current_process(),
-                current_process(),
-                current_process(),
-                &mut dup,
-                PROCESS_SYNCHRONIZE,
-                0,
-                0,
-            )
-        })
-        .unwrap();
-        // SAFETY: fresh.
-        let weak = unsafe { OwnedHandle::from_raw_handle(dup) };
+        let weak = me_with(PROCESS_SYNCHRONIZE);
         let (a, _b) = stream_pair().unwrap();
         let mut out = vec![1, 2, 3];
         assert!(export_pushed(&weak, &stream_handles(&a), &mut out).is_err());
