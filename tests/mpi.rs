@@ -180,6 +180,23 @@ fn pool_methods() {
     unordered.sort_unstable();
     assert_eq!(unordered, (0..50u64).map(|x| x * x).collect::<Vec<_>>());
 
+    // Threads submitting at once: tasks leave from each submitter (and from
+    // the readers as replies free the ranks), in the order the pool recorded.
+    std::thread::scope(|scope| {
+        for t in 0..3u64 {
+            let pool = &pool;
+            scope.spawn(move || {
+                let pending: Vec<_> = (0..400u64)
+                    .map(|i| pool.apply_async(square, (t * 1000 + i,)))
+                    .collect();
+                for (i, p) in pending.into_iter().enumerate() {
+                    let x = t * 1000 + i as u64;
+                    assert_eq!(p.get().unwrap(), x * x);
+                }
+            });
+        }
+    });
+
     let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
     let back = pool.apply(reverse_bytes, (big.clone(),)).unwrap();
     assert_eq!(back.len(), big.len());

@@ -27,8 +27,8 @@ pub(super) struct Send {
 }
 
 // SAFETY: an MPI request handle is an opaque value that any thread may pass to
-// MPI (the library is initialized with at least MPI_THREAD_SERIALIZED and only
-// the hub thread uses these); the buffer is an owned Vec.
+// MPI (the library is initialized with at least MPI_THREAD_SERIALIZED, and only
+// the thread holding the hub's MPI lock uses these); the buffer is an owned Vec.
 unsafe impl std::marker::Send for Send {}
 
 impl Send {

@@ -8,7 +8,7 @@
 //! all frames waiting for a rank leave in one message (batching).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,6 +57,11 @@ fn liveness_timeout() -> Duration {
 const SPIN: Duration = Duration::from_millis(2);
 /// The longest nap between polls while replies are awaited.
 const MAX_NAP: Duration = Duration::from_millis(1);
+/// A thread that queues a request for an idle rank, or the `SEND_BATCH`th one
+/// waiting for a rank, sends what waits itself (when no other thread is
+/// calling MPI): the rank starts at once, and a stream of small tasks leaves
+/// in batches.
+const SEND_BATCH: usize = 8;
 /// How long rank 0's pool threads poll before they sleep at a hand-off (a
 /// writer waiting for a task, a reader for a reply, a caller for its result):
 /// a kernel wake-up across CPUs costs tens of microseconds, a round trip to a
@@ -67,9 +72,11 @@ pub(crate) const HANDOFF_SPIN: Duration = Duration::from_micros(200);
 struct RankState {
     /// Tag of the open session; 0 when none.
     session: i32,
-    /// Frames waiting to be sent.
+    /// The message waiting to be sent: `KIND_FRAMES`, then frames.
     out: Vec<u8>,
-    /// Frames of an earlier session still to be sent (its `Shutdown`), with
+    /// How many.
+    out_frames: usize,
+    /// Messages of an earlier session still to be sent (its `Shutdown`), with
     /// their tag: they go first, so the rank ends that session before the next.
     stale: Vec<(i32, Vec<u8>)>,
     /// Received bytes of the session, in order.
@@ -97,6 +104,8 @@ struct HubState {
     sleepers: usize,
     /// Something waits to be sent.
     dirty: bool,
+    /// The hub thread sleeps on `wake`.
+    asleep: bool,
     stop: bool,
 }
 
@@ -109,7 +118,22 @@ struct Hub {
     /// Counts what readers wait for (messages filed, sessions ended), for
     /// readers that poll before they sleep.
     filed: AtomicU64,
+    /// The MPI calls' state; whoever holds it may call MPI.
+    io: Mutex<Io>,
+    /// Readers polling MPI themselves ([`Hub::drive_until`]).
+    drivers: AtomicUsize,
+    /// A reader stopped polling MPI before what it waited for came.
+    handed_over: AtomicBool,
+    /// When a reader last stopped polling MPI, in nanoseconds since `epoch`.
+    last_drive: AtomicU64,
+    epoch: Instant,
     thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Sends under way; held by the one thread calling MPI at a time.
+#[derive(Default)]
+struct Io {
+    sending: Vec<ffi::Send>,
 }
 
 static HUB: OnceLock<Arc<Hub>> = OnceLock::new();
@@ -129,11 +153,17 @@ fn hub(size: usize) -> Result<Arc<Hub>> {
             ranks: (0..size).map(|_| RankState::default()).collect(),
             sleepers: 0,
             dirty: false,
+            asleep: false,
             stop: false,
         }),
         wake: Condvar::new(),
         arrived: Condvar::new(),
         filed: AtomicU64::new(0),
+        io: Mutex::new(Io::default()),
+        drivers: AtomicUsize::new(0),
+        handed_over: AtomicBool::new(false),
+        last_drive: AtomicU64::new(0),
+        epoch: Instant::now(),
         thread: Mutex::new(None),
     });
     // Only rank 0's main program gets here, before any pool exists; a lost race
@@ -173,51 +203,53 @@ pub(super) fn stop_all(size: usize) {
 }
 
 impl Hub {
-    /// The hub thread: every MPI call of rank 0 after initialization.
+    /// The hub thread: drives MPI whenever no reader does (see [`Hub::drive_until`]),
+    /// watches the ranks' liveness, and tells the ranks to stop at the end.
     fn run(&self) {
         let world = SimpleCommunicator::world();
-        let mut sending: Vec<ffi::Send> = Vec::new();
         let mut last_activity = Instant::now();
         loop {
-            let (outgoing, stop) = self.take_outgoing();
-            if !outgoing.is_empty() {
-                last_activity = Instant::now();
-            }
-            for (rank, tag, bytes) in outgoing {
-                sending.push(ffi::Send::start(bytes, rank, tag));
-            }
-            if stop {
-                self.stop_ranks(&world, sending);
-                return;
-            }
-            let mut active = false;
-            while let Some((message, status)) = world.any_process().immediate_matched_probe() {
-                let source = usize::try_from(status.source_rank()).unwrap_or(0);
-                let tag = status.tag();
-                let (bytes, _) = (message, status).matched_receive_vec::<u8>();
-                self.file(source, tag, bytes);
-                active = true;
-            }
-            sending.retain_mut(|send| !send.test());
+            let (active, awaiting_sends) = match self.io.try_lock() {
+                Ok(mut io) => {
+                    let (active, stop) = self.progress(&mut io, &world);
+                    if stop {
+                        let sending = std::mem::take(&mut io.sending);
+                        self.stop_ranks(&world, sending);
+                        return;
+                    }
+                    (active, !io.sending.is_empty())
+                }
+                // A reader is driving MPI right now.
+                Err(_) => (false, false),
+            };
             self.watch();
             if active {
                 last_activity = Instant::now();
                 continue;
             }
-            let mut state = lock(&self.state);
-            if state.dirty || state.stop {
+            let state = lock(&self.state);
+            if state.stop {
                 continue;
             }
-            let awaiting = !sending.is_empty() || state.ranks.iter().any(|r| r.expected > 0);
+            if self.handed_over.swap(false, Ordering::AcqRel) {
+                // A reader stopped polling with work outstanding: poll on.
+                last_activity = Instant::now();
+            } else if self.drivers.load(Ordering::Acquire) > 0 || self.driven_recently() {
+                // A reader polls MPI while it waits for a reply: two pollers
+                // would only take turns on rank 0's CPU. It wakes us when it
+                // stops; until then look in now and then (the liveness watch).
+                drop(self.nap(state, MAX_NAP));
+                continue;
+            }
+            if state.dirty {
+                continue;
+            }
+            let awaiting = awaiting_sends || state.ranks.iter().any(|r| r.expected > 0);
             let quiet = last_activity.elapsed();
             if !awaiting && quiet >= SPIN {
                 // Nothing to wait for from any rank, and no recent traffic:
                 // sleep until a pool sends.
-                drop(
-                    self.wake
-                        .wait_timeout(state, Duration::from_millis(200))
-                        .map_or_else(|e| e.into_inner().0, |(s, _)| s),
-                );
+                drop(self.nap(state, Duration::from_millis(200)));
                 last_activity = Instant::now();
                 continue;
             }
@@ -228,13 +260,97 @@ impl Hub {
                 std::thread::yield_now();
             } else {
                 let nap = (quiet / 16).min(MAX_NAP);
-                state = self
-                    .wake
-                    .wait_timeout(state, nap)
-                    .map_or_else(|e| e.into_inner().0, |(s, _)| s);
-                drop(state);
+                drop(self.nap(state, nap));
             }
         }
+    }
+
+    /// Sleeps until woken or for `limit`; senders wake the hub only while it
+    /// sleeps (a futex wake per task would cost more than the task).
+    fn nap<'a>(
+        &self,
+        mut state: MutexGuard<'a, HubState>,
+        limit: Duration,
+    ) -> MutexGuard<'a, HubState> {
+        state.asleep = true;
+        let mut state = self
+            .wake
+            .wait_timeout(state, limit)
+            .map_or_else(|e| e.into_inner().0, |(s, _)| s);
+        state.asleep = false;
+        state
+    }
+
+    /// One round of MPI work: start the sends waiting, file what arrived,
+    /// complete finished sends. Whoever holds `io` may call it: the hub thread,
+    /// or a reader waiting for a reply. Returns (anything moved, stop asked).
+    fn progress(&self, io: &mut Io, world: &SimpleCommunicator) -> (bool, bool) {
+        let (outgoing, stop) = self.take_outgoing();
+        let mut active = !outgoing.is_empty();
+        for (rank, tag, bytes) in outgoing {
+            io.sending.push(ffi::Send::start(bytes, rank, tag));
+        }
+        if stop {
+            return (active, true);
+        }
+        while let Some((message, status)) = world.any_process().immediate_matched_probe() {
+            let source = usize::try_from(status.source_rank()).unwrap_or(0);
+            let tag = status.tag();
+            let (bytes, _) = (message, status).matched_receive_vec::<u8>();
+            self.file(source, tag, bytes);
+            active = true;
+        }
+        io.sending.retain_mut(|send| !send.test());
+        (active, false)
+    }
+
+    /// Polls MPI on the calling thread until `ready` or for at most `limit`.
+    ///
+    /// A reader waiting for a reply calls it: the reply then reaches it with no
+    /// thread switch on rank 0, whose threads usually share one CPU (`mpirun`
+    /// binds each rank to a core), where each hand-off costs a switch.
+    fn drive_until(&self, limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+        self.drivers.fetch_add(1, Ordering::AcqRel);
+        let world = SimpleCommunicator::world();
+        let start = Instant::now();
+        let done = loop {
+            let mut sending = false;
+            if let Ok(mut io) = self.io.try_lock() {
+                // `stop` is the hub thread's to act on; it sees it too.
+                let _ = self.progress(&mut io, &world);
+                sending = !io.sending.is_empty();
+            }
+            if ready() {
+                break true;
+            }
+            if start.elapsed() >= limit {
+                break false;
+            }
+            // A large message leaves only as fast as MPI is polled.
+            if !sending {
+                std::thread::yield_now();
+            }
+        };
+        self.last_drive.store(self.since_epoch(), Ordering::Release);
+        if !done {
+            // This reader goes to sleep: the hub thread polls again.
+            self.handed_over.store(true, Ordering::Release);
+        }
+        if self.drivers.fetch_sub(1, Ordering::AcqRel) == 1 && !done {
+            self.wake.notify_one();
+        }
+        done
+    }
+
+    fn since_epoch(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A reader polled MPI a moment ago: it is likely between two replies and
+    /// about to poll again.
+    fn driven_recently(&self) -> bool {
+        let last = self.last_drive.load(Ordering::Acquire);
+        last != 0 && self.since_epoch().saturating_sub(last) < HANDOFF_SPIN.as_nanos() as u64
     }
 
     fn take_outgoing(&self) -> (Vec<(usize, i32, Vec<u8>)>, bool) {
@@ -252,20 +368,24 @@ impl Hub {
                 if !r.out.is_empty() {
                     batches.push((r.session, std::mem::take(&mut r.out)));
                 }
+                r.out_frames = 0;
                 for (tag, mut bytes) in batches {
-                    // One message per batch; a batch over MPI's int count is split
-                    // (the frames form a byte stream, so any split is fine).
-                    let limit = (i32::MAX as usize) - 1;
-                    while bytes.len() > limit {
+                    // One message per batch (it starts with its kind byte); a
+                    // batch over MPI's int count is split (the frames form a
+                    // byte stream, so any split is fine).
+                    let limit = i32::MAX as usize;
+                    if bytes.len() > limit {
                         let rest = bytes.split_off(limit);
-                        let mut message = Vec::with_capacity(bytes.len() + 1);
-                        message.push(KIND_FRAMES);
-                        message.extend_from_slice(&bytes);
-                        outgoing.push((rank, tag, message));
-                        bytes = rest;
+                        outgoing.push((rank, tag, bytes));
+                        for piece in rest.chunks(limit - 1) {
+                            let mut message = Vec::with_capacity(piece.len() + 1);
+                            message.push(KIND_FRAMES);
+                            message.extend_from_slice(piece);
+                            outgoing.push((rank, tag, message));
+                        }
+                    } else {
+                        outgoing.push((rank, tag, bytes));
                     }
-                    bytes.insert(0, KIND_FRAMES);
-                    outgoing.push((rank, tag, bytes));
                 }
             }
         }
@@ -482,6 +602,7 @@ impl Ranks {
                 rank,
                 tag,
                 chunk: Chunk::default(),
+                last_data: Instant::now(),
             }),
             max_frame: wire::max_frame_size(),
         };
@@ -571,22 +692,42 @@ struct RankWriter {
 
 impl RankWriter {
     fn send_header<H: Serialize>(&mut self, header: &H, payload: &[u8]) -> Result<()> {
-        let mut frame = Vec::with_capacity(payload.len() + 64);
-        wire::write_frame(&mut frame, header, payload, &[], &mut self.scratch)?;
         let mut state = lock(&self.hub.state);
         let r = &mut state.ranks[self.rank];
         if r.session != self.tag || r.ended || r.dead || r.killed {
             return Err(Error::Disconnected);
         }
-        if r.expected == 0 {
+        // Straight into the message waiting for the rank: one copy of the
+        // payload on rank 0, however large.
+        let mark = r.out.len();
+        if mark == 0 {
+            r.out.push(KIND_FRAMES);
+        }
+        if let Err(e) = wire::write_frame(&mut r.out, header, payload, &[], &mut self.scratch) {
+            r.out.truncate(mark);
+            return Err(e);
+        }
+        let idle = r.expected == 0;
+        if idle {
             // The rank's silence is measured from now.
             r.last_heard = Some(Instant::now());
         }
         r.expected += 1;
-        r.out.extend_from_slice(&frame);
+        r.out_frames += 1;
+        let send_now = idle || r.out_frames >= SEND_BATCH;
         state.dirty = true;
+        let asleep = state.asleep;
         drop(state);
-        self.hub.wake.notify_one();
+        // Send it now if no other thread is calling MPI: the rank starts on it
+        // while this thread goes on (submitting more, say).
+        if send_now && let Ok(mut io) = self.hub.io.try_lock() {
+            let _ = self.hub.progress(&mut io, &SimpleCommunicator::world());
+        }
+        // A reader polling MPI sends it; when the last one stops polling, it
+        // wakes the hub thread, which then sees `dirty`.
+        if asleep && self.hub.drivers.load(Ordering::Acquire) == 0 {
+            self.hub.wake.notify_one();
+        }
         Ok(())
     }
 }
@@ -599,6 +740,15 @@ impl LinkWriter for RankWriter {
         };
         super::check_no_handles(job, handles)?;
         self.send_header(request, payload)
+    }
+
+    fn nonblocking_clone(&self) -> Option<Box<dyn LinkWriter>> {
+        Some(Box::new(RankWriter {
+            hub: Arc::clone(&self.hub),
+            rank: self.rank,
+            tag: self.tag,
+            scratch: Vec::with_capacity(256),
+        }))
     }
 }
 
@@ -620,6 +770,8 @@ struct Inbox {
     rank: usize,
     tag: i32,
     chunk: Chunk,
+    /// When the last bytes arrived.
+    last_data: Instant,
 }
 
 impl RecvHalf for Inbox {
@@ -641,20 +793,21 @@ impl RecvHalf for Inbox {
                 }
                 if let Some(chunk) = r.inbox.pop_front() {
                     self.chunk = Chunk::starting_at(chunk, 0);
+                    self.last_data = Instant::now();
                     break;
                 }
                 if r.ended || r.dead {
                     return Ok(0);
                 }
-                if !spun && r.expected > 0 {
-                    // A reply is owed: poll a little before sleeping.
+                if !spun && (r.expected > 0 || self.last_data.elapsed() < HANDOFF_SPIN) {
+                    // A reply is owed, or the pool is busy (the next request
+                    // comes soon): poll MPI for it before sleeping.
                     spun = true;
                     let seen = self.hub.filed.load(Ordering::Acquire);
                     drop(state);
                     let filed = &self.hub.filed;
-                    crate::pool::spin::spin_until(HANDOFF_SPIN, || {
-                        filed.load(Ordering::Acquire) != seen
-                    });
+                    self.hub
+                        .drive_until(HANDOFF_SPIN, || filed.load(Ordering::Acquire) != seen);
                     state = lock(&self.hub.state);
                     continue;
                 }
@@ -705,6 +858,9 @@ impl Peer for RankPeer {
             let mut scratch = Vec::new();
             let shutdown = Request::Shutdown { report_last: false };
             if wire::write_frame(&mut frame, &shutdown, &[], &[], &mut scratch).is_ok() {
+                if r.out.is_empty() {
+                    r.out.push(KIND_FRAMES);
+                }
                 r.out.extend_from_slice(&frame);
                 state.dirty = true;
             }

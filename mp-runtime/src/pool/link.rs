@@ -45,6 +45,13 @@ pub(crate) trait LinkReader: Send {
 /// Sends request frames to one worker.
 pub(crate) trait LinkWriter: Send {
     fn send(&mut self, request: &Request<'_>, payload: &[u8], handles: &[OsHandle]) -> Result<()>;
+
+    /// A second writer to the same worker whose `send` never blocks (it only
+    /// queues), so the pool may call it with its state locked. `None` when
+    /// sending may block, as on a pipe to a busy worker.
+    fn nonblocking_clone(&self) -> Option<Box<dyn LinkWriter>> {
+        None
+    }
 }
 
 /// A started, handshaken worker.
@@ -112,17 +119,6 @@ impl Backend {
     pub(crate) fn spin(&self) -> Duration {
         match self {
             Backend::Local => Duration::from_micros(100),
-            #[cfg(feature = "mpi")]
-            Backend::Mpi(_) => crate::mpi::HANDOFF_SPIN,
-        }
-    }
-
-    /// How long a writer thread polls for its next task before it sleeps.
-    /// Zero for local workers: on a machine whose CPUs are all busy running
-    /// jobs, a polling writer takes time from them.
-    pub(crate) fn writer_spin(&self) -> Duration {
-        match self {
-            Backend::Local => Duration::ZERO,
             #[cfg(feature = "mpi")]
             Backend::Mpi(_) => crate::mpi::HANDOFF_SPIN,
         }

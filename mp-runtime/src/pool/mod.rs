@@ -14,7 +14,7 @@ mod result;
 pub(crate) mod spin;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -42,6 +42,23 @@ pub(crate) const PIPELINE_DEPTH: usize = 2;
 const PIPELINE_WINDOW: Duration = Duration::from_millis(1);
 
 impl State {
+    /// Moves the queue's first task to `slot`'s tasks in flight; the caller
+    /// checked that the slot may take it. Returns what to send.
+    fn take_task(&mut self, slot: usize, limit: Option<usize>) -> Option<Outgoing> {
+        let task = self.queue.pop_front()?;
+        let request = (task.id, task.job, task.batch, Arc::clone(&task.payload));
+        let s = &mut self.slots[slot];
+        if s.in_flight.is_empty() {
+            s.front_since = Some(Instant::now());
+        }
+        s.in_flight.push_back(task);
+        s.sent += 1;
+        if limit.is_some_and(|limit| s.sent >= limit) {
+            s.retiring = true;
+        }
+        Some(request)
+    }
+
     /// Whether slot `slot` should take another task now.
     fn may_take(&self, slot: usize, depth: usize) -> bool {
         let s = &self.slots[slot];
@@ -62,6 +79,9 @@ impl State {
         })
     }
 }
+
+/// A task on its way to a worker: id, job, batch or not, arguments.
+type Outgoing = (u64, &'static JobEntry, bool, Arc<Encoded>);
 
 static NEXT_WORKER: AtomicUsize = AtomicUsize::new(1);
 
@@ -99,8 +119,6 @@ struct Shared {
     state: Mutex<State>,
     /// Writers wait here for tasks and phase changes.
     work: Condvar,
-    /// Counts `work` notifications, for writers that poll before they sleep.
-    kicks: AtomicU64,
     /// `build`, `join` and `terminate` wait here.
     idle: Condvar,
     processes: usize,
@@ -140,6 +158,11 @@ struct Slot {
     started: bool,
     /// The worker ended and cannot be replaced (a dead MPI rank).
     gone: bool,
+    /// A writer that never blocks, when the link has one (an MPI rank's):
+    /// whoever queues a task or settles a reply sends the next task through it
+    /// at once, under the state lock (which keeps tasks in `in_flight` order),
+    /// instead of handing it to the slot's writer thread.
+    inline: Option<Box<dyn LinkWriter>>,
 }
 
 struct Task {
@@ -168,7 +191,6 @@ impl Shared {
 
     /// Wakes the writers: the queue, a slot or the phase changed.
     fn kick(&self) {
-        self.kicks.fetch_add(1, Ordering::Release);
         self.work.notify_all();
     }
 
@@ -345,7 +367,6 @@ impl Pool {
                 broken: Some(error),
             }),
             work: Condvar::new(),
-            kicks: AtomicU64::new(0),
             idle: Condvar::new(),
             processes: 0,
             initializer: None,
@@ -374,7 +395,6 @@ impl Pool {
                 broken: None,
             }),
             work: Condvar::new(),
-            kicks: AtomicU64::new(0),
             idle: Condvar::new(),
             processes,
             initializer,
@@ -450,8 +470,10 @@ impl Pool {
             index,
             sink,
         });
-        drop(state);
-        self.shared.kick();
+        let wanted = feed_inline(&self.shared, state);
+        if wanted {
+            self.shared.kick();
+        }
         Ok(())
     }
 
@@ -765,6 +787,7 @@ fn supervise(shared: &Shared, slot: usize) {
             *s = Slot {
                 peer: Some(Arc::clone(&link.peer)),
                 started: true,
+                inline: link.writer.nonblocking_clone(),
                 ..Slot::default()
             };
             let terminated = state.phase == Phase::Terminated;
@@ -864,6 +887,7 @@ fn serve(shared: &Shared, slot: usize, link: Link) {
     let mut state = shared.lock();
     let held: Vec<Task> = state.slots[slot].in_flight.drain(..).collect();
     state.slots[slot].peer = None;
+    state.slots[slot].inline = None;
     let mut failed = Vec::new();
     if state.phase == Phase::Terminated {
         failed.extend(held.into_iter().map(|t| (t, Error::Terminated)));
@@ -883,12 +907,66 @@ fn serve(shared: &Shared, slot: usize, link: Link) {
     shared.finish(failed);
 }
 
+/// Sends `request` through `slot`'s inline writer (the state lock is held).
+fn send_inline(state: &mut State, slot: usize, request: &Outgoing) -> Result<()> {
+    let (id, job, batch, payload) = request;
+    let Some(writer) = state.slots[slot].inline.as_mut() else {
+        return Err(Error::Disconnected);
+    };
+    let request = Request::Task {
+        id: *id,
+        job: job.name(),
+        batch: *batch,
+    };
+    writer.send(&request, &payload.bytes, &payload.handles)
+}
+
+/// Hands queued tasks to the slots that have an inline writer and may take
+/// them, then releases the lock. True when the writer threads should look at
+/// the queue: no slot sends inline. (Tasks left in the queue go out inline as
+/// replies free the slots; a writer woken for them would find nothing to do.)
+fn feed_inline(shared: &Shared, mut state: MutexGuard<'_, State>) -> bool {
+    let mut failed: Vec<Arc<dyn Peer>> = Vec::new();
+    let depth = shared.backend.pipeline_depth();
+    let mut any_inline = false;
+    if state.phase != Phase::Terminated {
+        for slot in 0..state.slots.len() {
+            let s = &state.slots[slot];
+            if s.inline.is_none() {
+                continue;
+            }
+            any_inline = true;
+            if s.dead || s.retiring || !s.started {
+                continue;
+            }
+            while !state.queue.is_empty() && state.may_take(slot, depth) {
+                let Some(request) = state.take_task(slot, shared.max_tasks_per_child) else {
+                    break;
+                };
+                if send_inline(&mut state, slot, &request).is_err() {
+                    // The worker is gone: its reader settles the task, as
+                    // when the writer thread fails to send.
+                    failed.extend(state.slots[slot].peer.clone());
+                    break;
+                }
+                if state.slots[slot].retiring {
+                    break;
+                }
+            }
+        }
+    }
+    drop(state);
+    for peer in failed {
+        peer.kill();
+    }
+    !any_inline
+}
+
 /// Writer thread: keeps the worker's channel fed.
 fn feed(shared: &Shared, slot: usize, writer: &mut dyn LinkWriter, peer: &dyn Peer) {
     loop {
         let next = {
             let mut state = shared.lock();
-            let mut spun = false;
             loop {
                 let phase = state.phase;
                 let queue_empty = state.queue.is_empty();
@@ -901,34 +979,21 @@ fn feed(shared: &Shared, slot: usize, writer: &mut dyn LinkWriter, peer: &dyn Pe
                         break None;
                     }
                 } else if state.may_take(slot, shared.backend.pipeline_depth())
-                    && let Some(task) = state.queue.pop_front()
+                    && let Some(request) = state.take_task(slot, shared.max_tasks_per_child)
                 {
-                    let request = (task.id, task.job, task.batch, Arc::clone(&task.payload));
-                    let limit = shared.max_tasks_per_child;
-                    let s = &mut state.slots[slot];
-                    if s.in_flight.is_empty() {
-                        s.front_since = Some(Instant::now());
-                    }
-                    s.in_flight.push_back(task);
-                    s.sent += 1;
-                    if limit.is_some_and(|limit| s.sent >= limit) {
-                        s.retiring = true;
+                    if state.slots[slot].inline.is_some() {
+                        // Sent under the lock, in order with the inline sends.
+                        let sent = send_inline(&mut state, slot, &request);
+                        if sent.is_err() {
+                            drop(state);
+                            peer.kill();
+                            return;
+                        }
+                        continue;
                     }
                     break Some(request);
                 }
-                let spin = shared.backend.writer_spin();
-                if !spun && !spin.is_zero() {
-                    // Poll a little before sleeping: the next task often
-                    // comes within a wake-up's time.
-                    spun = true;
-                    let seen = shared.kicks.load(Ordering::Acquire);
-                    drop(state);
-                    spin::spin_until(spin, || shared.kicks.load(Ordering::Acquire) != seen);
-                    state = shared.lock();
-                    continue;
-                }
                 state = shared.wait(&shared.work, state);
-                spun = false;
             }
         };
         match next {
@@ -970,20 +1035,26 @@ fn drain(shared: &Shared, slot: usize, reader: &mut dyn LinkReader, peer: &dyn P
             // A reply that makes no sense: treat the worker as broken.
             Ok(_) | Err(_) => return,
         };
-        let task = {
+        let (task, wanted) = {
             let mut state = shared.lock();
             let s = &mut state.slots[slot];
-            match s.in_flight.front() {
+            let task = match s.in_flight.front() {
                 Some(task) if task.id == id => {
                     let done = s.in_flight.pop_front();
                     s.front_since = (!s.in_flight.is_empty()).then(Instant::now);
                     done
                 }
                 _ => None,
-            }
+            };
+            let inline = s.inline.is_some();
+            let idle = s.in_flight.is_empty();
+            let writer_wanted = !inline || (idle && (s.retiring || state.phase != Phase::Running));
+            (task, feed_inline(shared, state) || writer_wanted)
         };
         let Some(task) = task else { return };
-        shared.kick();
+        if wanted {
+            shared.kick();
+        }
         match failure {
             None => {
                 let handles = frame.take_handles();
