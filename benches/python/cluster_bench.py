@@ -95,6 +95,7 @@ def cluster_map(ex, n):
 SCENARIOS = {
     "cluster_submit": (cluster_submit, "k tasks/s", 1_000, 200),
     "cluster_apply": (cluster_apply, "µs", 2_000, 100),
+    "cluster_apply_pair": (cluster_apply, "µs", 5_000, 100),
     "cluster_map_chunk1": (cluster_map_chunk1, "k items/s", 10_000, 1_000),
     "cluster_map_chunk100": (cluster_map_chunk100, "M items/s", 200_000, 20_000),
     "cluster_map": (cluster_map, "M items/s", 1_000_000, 50_000),

@@ -3,7 +3,8 @@
 //! ranks and the same sizes, in the same run.
 //!
 //! Unlike the other scenarios, neither side runs inside `mp-bench`: each side
-//! is one `mpirun -np 3` launch that runs every selected cluster scenario and
+//! is one `mpirun -np 3` launch that runs every selected cluster scenario (and
+//! one `mpirun -np 2` launch for those measured between two ranks) and
 //! prints one JSON line ([`SideLine`]). The Python side is
 //! `benches/python/cluster_bench.py` under `python3 -m mpi4py.futures`; the mp
 //! side is this binary, built with the `mpi` feature, run as `mp-bench
@@ -24,9 +25,13 @@ use crate::Outcome;
 use crate::python::{last_lines, wait_with_timeout};
 use crate::scenarios::{Goal, Scenario, Size, Unit};
 
-/// MPI ranks of every cluster launch: rank 0 and two worker ranks, as many
+/// MPI ranks of the cluster launch: rank 0 and two worker ranks, as many
 /// workers as the local pools have.
 pub(crate) const RANKS: usize = 3;
+/// MPI ranks of the pair launch ([`PAIR_SCENARIOS`]): rank 0 and one worker.
+pub(crate) const PAIR_RANKS: usize = 2;
+/// The scenarios run in a launch of their own with [`PAIR_RANKS`] ranks.
+const PAIR_SCENARIOS: &[&str] = &["cluster_apply_pair"];
 /// The label of the Python side in the report.
 pub(crate) const PYTHON_SIDE: &str = "mpi4py.futures";
 /// The Python side's script.
@@ -68,6 +73,24 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         unit: Unit::US,
         n: Size {
             full: 2_000,
+            quick: 100,
+        },
+        n_means: "calls",
+        mp: None,
+        python: &[PYTHON_SIDE],
+        baselines: &[],
+        goal: None,
+    },
+    Scenario {
+        id: "cluster_apply_pair",
+        python_id: "cluster_apply_pair",
+        title: "cluster: apply round trip, 2 ranks",
+        definition: "on 2 MPI ranks (rank 0 and one worker, one core each as `mpirun` binds \
+                     them): one `apply(add, (1, 2))` (mpi4py: `submit(add, 1, 2).result()`); \
+                     mean of `n` calls",
+        unit: Unit::US,
+        n: Size {
+            full: 5_000,
             quick: 100,
         },
         n_means: "calls",
@@ -132,6 +155,15 @@ pub(crate) fn is_cluster(s: &Scenario) -> bool {
     SCENARIOS.iter().any(|c| std::ptr::eq(c, s))
 }
 
+/// The ranks of the launch that runs cluster scenario `s`.
+pub(crate) fn ranks_of(s: &Scenario) -> usize {
+    if PAIR_SCENARIOS.contains(&s.id) {
+        PAIR_RANKS
+    } else {
+        RANKS
+    }
+}
+
 /// The line each side prints.
 #[derive(Debug, Deserialize)]
 pub(crate) struct SideLine {
@@ -190,13 +222,13 @@ impl Launcher {
         })
     }
 
-    /// `mpirun -np RANKS program args...`.
-    fn command(&self, program: &[OsString]) -> Command {
+    /// `mpirun -np ranks program args...`.
+    fn command(&self, ranks: usize, program: &[OsString]) -> Command {
         let mut cmd = Command::new(&self.mpirun);
         if self.open_mpi {
             cmd.args(["--allow-run-as-root", "--oversubscribe"]);
         }
-        cmd.args(["-np", &RANKS.to_string()]).args(program);
+        cmd.args(["-np", &ranks.to_string()]).args(program);
         cmd
     }
 }
@@ -206,6 +238,8 @@ impl Launcher {
 pub(crate) struct Request<'a> {
     /// The selected cluster scenarios and their sizes.
     pub(crate) scenarios: &'a [(&'static Scenario, u64)],
+    /// The launch's ranks (rank 0 and `ranks - 1` workers).
+    pub(crate) ranks: usize,
     pub(crate) reps: usize,
     pub(crate) warmup: usize,
     pub(crate) timeout: Duration,
@@ -245,6 +279,14 @@ pub(crate) struct Side {
 }
 
 impl Side {
+    /// Adds `other`'s outcomes (another launch's scenarios) to these.
+    pub(crate) fn merge(&mut self, other: Side) {
+        self.outcomes.extend(other.outcomes);
+        if self.description.is_none() {
+            self.description = other.description;
+        }
+    }
+
     /// The same outcome for every scenario (skipped, not available, failed).
     pub(crate) fn all(req: &Request<'_>, outcome: Outcome) -> Side {
         Side {
@@ -327,7 +369,7 @@ fn try_run_side(
     expected_side: &str,
 ) -> Result<Side, String> {
     let child = launcher
-        .command(program)
+        .command(req.ranks, program)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -351,11 +393,11 @@ fn try_run_side(
             line.side
         ));
     }
-    if line.workers != RANKS - 1 {
+    if line.workers != req.ranks - 1 {
         return Err(format!(
             "{what} had {} worker ranks, not {}",
             line.workers,
-            RANKS - 1
+            req.ranks - 1
         ));
     }
     let mut outcomes = HashMap::new();

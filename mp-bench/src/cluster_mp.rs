@@ -56,7 +56,7 @@ pub(crate) fn run(ids: &[String], sizes: &str, reps: usize, warmup: usize) -> Re
             .map_or(scenario.n.full, |(_, n)| *n);
         let f: fn(&mp::Pool, u64) -> Sample = match id.as_str() {
             "cluster_submit" => submit,
-            "cluster_apply" => apply,
+            "cluster_apply" | "cluster_apply_pair" => apply,
             "cluster_map_chunk1" => |pool, n| Ok(n as f64 / map_secs(pool, n, Some(1))? / 1e3),
             "cluster_map_chunk100" => |pool, n| Ok(n as f64 / map_secs(pool, n, Some(100))? / 1e6),
             "cluster_map" => |pool, n| Ok(n as f64 / map_secs(pool, n, None)? / 1e6),

@@ -300,22 +300,35 @@ fn run(args: Args) -> Result<ExitCode, BoxError> {
         eprintln!("Python side skipped: {why}");
     }
 
-    let cluster_sizes: Vec<(&'static Scenario, u64)> = selected
-        .iter()
-        .filter(|s| cluster::is_cluster(s))
-        .map(|&s| (s, args.n.unwrap_or_else(|| s.n.get(quick)).max(1)))
-        .collect();
-    let (cluster_run, cluster_mp, cluster_py) = run_cluster(
-        &cluster_sizes,
-        &args,
-        &python,
-        cluster::Request {
-            scenarios: &cluster_sizes,
-            reps,
-            warmup,
-            timeout,
-        },
-    );
+    // One launch per rank count: the 3-rank scenarios, then the 2-rank ones.
+    let mut cluster_run: Option<Result<String, String>> = None;
+    let mut cluster_mp = cluster::Side::default();
+    let mut cluster_py = cluster::Side::default();
+    for ranks in [cluster::RANKS, cluster::PAIR_RANKS] {
+        let sizes: Vec<(&'static Scenario, u64)> = selected
+            .iter()
+            .filter(|s| cluster::is_cluster(s) && cluster::ranks_of(s) == ranks)
+            .map(|&s| (s, args.n.unwrap_or_else(|| s.n.get(quick)).max(1)))
+            .collect();
+        let (run, mp, py) = run_cluster(
+            &args,
+            &python,
+            cluster::Request {
+                scenarios: &sizes,
+                ranks,
+                reps,
+                warmup,
+                timeout,
+            },
+        );
+        cluster_mp.merge(mp);
+        cluster_py.merge(py);
+        cluster_run = match (cluster_run, run) {
+            (None, run) | (run, None) => run,
+            (Some(Ok(a)), Some(Ok(b))) => Some(Ok(format!("{a}; {b}"))),
+            (Some(Err(e)), _) | (_, Some(Err(e))) => Some(Err(e)),
+        };
+    }
 
     let mut baselines: HashMap<(Baseline, u64), Outcome> = HashMap::new();
     let mut python_cache: HashMap<(&str, &str, u64), Outcome> = HashMap::new();
@@ -463,12 +476,11 @@ fn all_scenarios() -> impl Iterator<Item = &'static Scenario> {
 /// Runs the selected cluster scenarios, each side in one `mpirun` launch:
 /// (what they ran on or why not, the mp side, the Python side).
 fn run_cluster(
-    selected: &[(&'static Scenario, u64)],
     args: &Args,
     python: &Result<Python, String>,
     req: cluster::Request<'_>,
 ) -> (Option<Result<String, String>>, cluster::Side, cluster::Side) {
-    if selected.is_empty() {
+    if req.scenarios.is_empty() {
         return (None, cluster::Side::default(), cluster::Side::default());
     }
     let skipped = |reason: &str| {
@@ -488,8 +500,7 @@ fn run_cluster(
     };
     eprintln!(
         "== cluster scenarios: {} ranks under {}",
-        cluster::RANKS,
-        launcher.version
+        req.ranks, launcher.version
     );
     let mp = cluster::mp_side(&launcher, &req);
     let py = match python {
@@ -501,11 +512,7 @@ fn run_cluster(
             &req,
         ),
     };
-    let mut text = format!(
-        "{} ranks under `mpirun` ({})",
-        cluster::RANKS,
-        launcher.version
-    );
+    let mut text = format!("{} ranks under `mpirun` ({})", req.ranks, launcher.version);
     for (name, side) in [("mp", &mp), ("Python", &py)] {
         if let Some(d) = &side.description {
             text.push_str(&format!("; {name}: {d}"));

@@ -475,6 +475,7 @@ pub(crate) fn write_markdown(run: &Run, path: &Path) -> std::io::Result<()> {
          cargo run --release -p mp-bench --features mpi  # with the mp side of the cluster rows\n\
          python3 benches/python/bench.py apply --n 2000  # the Python side alone\n\
          mpirun --oversubscribe -np 3 python3 -m mpi4py.futures benches/python/cluster_bench.py\n\
+         mpirun -np 2 python3 -m mpi4py.futures benches/python/cluster_bench.py --only cluster_apply_pair\n\
          ```\n\n",
     );
     md.push_str(

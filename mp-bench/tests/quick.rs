@@ -153,13 +153,18 @@ fn quick_run_measures_every_scenario() {
             median(&b["outcome"], &format!("{id} baseline {}", b["title"]));
         }
     }
-    assert_eq!(cluster_rows, 5, "cluster scenarios");
+    assert_eq!(cluster_rows, 6, "cluster scenarios");
     let cluster = &run["cluster"];
     if mpirun {
         let text = cluster["Ok"]
             .as_str()
             .unwrap_or_else(|| panic!("{cluster}"));
         assert!(!mpi4py || text.contains("mpi4py"), "{text}");
+        // Two launches: 3 ranks, and 2 for the pair scenario.
+        assert!(
+            text.contains("3 ranks under") && text.contains("2 ranks under"),
+            "{text}"
+        );
         assert!(!mp_cluster || text.contains("mp::mpi"), "{text}");
     } else {
         assert!(cluster["Err"].is_string(), "{cluster}");
