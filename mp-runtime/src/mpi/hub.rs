@@ -1,6 +1,10 @@
-//! Rank 0's side: one thread (the hub) makes every MPI call, so the pool's
-//! threads never call MPI at once; they hand it frames per rank and read the
-//! replies it files per rank.
+//! Rank 0's side. The pool's threads append frames to a per-rank message and
+//! read the replies filed per rank. MPI calls are serialized by one lock
+//! (`Hub::io`): the thread that submits a task for an idle rank sends it, a
+//! reader owed a reply polls for it, and the hub thread polls when no reader
+//! does, watches the ranks' liveness and stops them at the end. Each hand-off
+//! between threads is a switch on rank 0's one CPU, so the common paths avoid
+//! them (docs/cluster.md, "Rank 0's hand-offs").
 //!
 //! Each pool's use of a rank is a session, named by the MPI tag of its messages;
 //! replies of an earlier session (after `terminate`) are dropped by tag. A
@@ -63,9 +67,9 @@ const MAX_NAP: Duration = Duration::from_millis(1);
 /// in batches.
 const SEND_BATCH: usize = 8;
 /// How long rank 0's pool threads poll before they sleep at a hand-off (a
-/// writer waiting for a task, a reader for a reply, a caller for its result):
-/// a kernel wake-up across CPUs costs tens of microseconds, a round trip to a
-/// polling rank a few.
+/// reader waiting for a reply, or for the next one of a busy pool; a caller
+/// for its result): a kernel wake-up costs tens of microseconds, a round trip
+/// to a polling rank a few.
 pub(crate) const HANDOFF_SPIN: Duration = Duration::from_micros(200);
 
 #[derive(Default)]
