@@ -196,7 +196,8 @@
 //!
 //! Across machines, with the `mpi` feature: [`mpi::pool()`](mpi/fn.pool.html) on
 //! rank 0 of an MPI job (`mpirun`, `srun`) is a [`Pool`] whose workers are the
-//! other ranks. Tested with Open MPI 4.1 on Linux; `docs/cluster.md` has the recipes.
+//! other ranks. Tested with Open MPI 4.1 and MPICH 4.0 on Linux; `docs/cluster.md`
+//! has the recipes.
 //!
 //! `docs/platforms.md` in the repository details each mechanism per platform.
 //!

@@ -28,8 +28,9 @@
 //! - A panic outside a job, on any rank, prints its message and calls
 //!   `MPI_Abort`: the launcher ends the whole job at once. (Unwinding into
 //!   `MPI_Finalize` while other ranks wait would hang the job.)
-//! - A rank that dies: under Open MPI's default the launcher ends the whole job
-//!   at once and names the dead rank. Where the launcher lets the job go on
+//! - A rank that dies: by default the launcher ends the whole job at once and
+//!   names the dead rank (Open MPI) or process (MPICH's Hydra, which has no
+//!   mode that goes on). Where the launcher lets the job go on
 //!   (`mpirun --enable-recovery`), rank 0 notices that the rank stopped
 //!   answering (it sends a heartbeat every 200 ms while it runs a job; silence
 //!   for `MP_MPI_TIMEOUT_MS`, default 2000, means dead): the tasks it held fail
