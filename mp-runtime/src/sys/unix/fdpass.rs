@@ -52,6 +52,9 @@ const SEND_FLAGS: libc::c_int = 0;
 const RECV_FLAGS: libc::c_int = libc::MSG_CMSG_CLOEXEC;
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 const RECV_FLAGS: libc::c_int = 0;
+/// How long a `Connection` read polls before it blocks: data that comes within
+/// it arrives without a kernel wake-up (tens of microseconds across CPUs here).
+pub(crate) const RECV_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// Writes some of `bufs`; the descriptors (if any) travel with the first byte.
 pub(crate) fn send_with_handles(
@@ -106,11 +109,22 @@ pub(crate) fn send_with_handles(
     }
 }
 
-/// Reads into `buf`; descriptors that arrive are appended to `handles`.
+/// Reads into `buf`, blocking; descriptors that arrive are appended to `handles`.
 pub(crate) fn recv_with_handles(
     sock: &UnixStream,
     buf: &mut [u8],
     handles: &mut VecDeque<OwnedFd>,
+) -> io::Result<usize> {
+    recv_with_handles_polling(sock, buf, handles, std::time::Duration::ZERO)
+}
+
+/// [`recv_with_handles`], polling for up to `spin` before it blocks (zero:
+/// block at once).
+pub(crate) fn recv_with_handles_polling(
+    sock: &UnixStream,
+    buf: &mut [u8],
+    handles: &mut VecDeque<OwnedFd>,
+    spin: std::time::Duration,
 ) -> io::Result<usize> {
     let mut cmsg = CmsgBuffer::new();
     let mut iov = libc::iovec {
@@ -123,15 +137,32 @@ pub(crate) fn recv_with_handles(
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg.as_mut_ptr();
     msg.msg_controllen = cmsg.len() as _;
+    // Poll before blocking: data that comes within the spin arrives without a
+    // kernel wake-up, which costs more than the whole wait across CPUs.
+    let spin_start = std::time::Instant::now();
+    let mut flags = if spin.is_zero() {
+        RECV_FLAGS
+    } else {
+        RECV_FLAGS | libc::MSG_DONTWAIT
+    };
     let n = loop {
         // SAFETY: `msg` describes live, writable buffers of the stated sizes.
-        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, RECV_FLAGS) };
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) };
         if n >= 0 {
             break n as usize;
         }
         let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        match err.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock if flags & libc::MSG_DONTWAIT != 0 => {
+                if spin_start.elapsed() >= spin {
+                    flags = RECV_FLAGS;
+                } else {
+                    // Yield: a thread that has work may be waiting for this CPU.
+                    std::thread::yield_now();
+                }
+            }
+            _ => return Err(err),
         }
     };
     // SAFETY: the kernel filled msg_control with well-formed headers, which the
