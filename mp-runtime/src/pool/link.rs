@@ -101,13 +101,14 @@ impl Backend {
         }
     }
 
-    /// Tasks sent ahead to one worker. An MPI rank gets more: its round trip
-    /// is longer, and the tasks waiting for it leave in one message.
-    pub(crate) fn pipeline_depth(&self) -> usize {
+    /// Tasks sent ahead to one worker: (at most, at most while its tasks are
+    /// short). An MPI rank gets more: its round trip is longer, and the tasks
+    /// waiting for it leave in one message.
+    pub(crate) fn pipeline_depth(&self) -> (usize, usize) {
         match self {
-            Backend::Local => super::PIPELINE_DEPTH,
+            Backend::Local => (super::PIPELINE_DEPTH, super::SHORT_PIPELINE_DEPTH),
             #[cfg(feature = "mpi")]
-            Backend::Mpi(_) => 16,
+            Backend::Mpi(_) => (16, 16),
         }
     }
 

@@ -5,15 +5,16 @@
 //! supervisor thread that starts the process, reads its replies and replaces it
 //! when it dies, and a writer thread that keeps up to `PIPELINE_DEPTH` tasks
 //! queued in the worker's channel so it never waits for the parent between
-//! tasks. A worker that dies fails the one task it was running with
-//! `WorkerDied`; tasks queued behind it go back to the front of the FIFO.
+//! tasks (`SHORT_PIPELINE_DEPTH` for the tasks of a job seen to be short). A
+//! worker that dies fails the one task it was running with `WorkerDied`; tasks
+//! queued behind it go back to the front of the FIFO.
 
 mod imap;
 pub(crate) mod link;
 mod result;
 pub(crate) mod spin;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -35,6 +36,15 @@ use crate::wire::{self, Reply, Request};
 
 /// Tasks sent ahead to one local worker: one running, one waiting in its channel.
 pub(crate) const PIPELINE_DEPTH: usize = 2;
+/// ... or more when the tasks are known to be short (`SHORT_TASK`): a map of
+/// small tasks then crosses in fewer, fuller writes and wake-ups, and at most
+/// `SHORT_PIPELINE_DEPTH - 1` short tasks wait behind any one.
+pub(crate) const SHORT_PIPELINE_DEPTH: usize = 8;
+/// A task is short when the last task of its job (in this pool) took less than
+/// this, from its start to its reply. A job not seen yet is not short: eight
+/// long tasks submitted at once must spread over the workers, not queue up
+/// behind the first.
+const SHORT_TASK: Duration = Duration::from_micros(200);
 
 /// A task is queued behind a running one only if that one started this recently:
 /// short tasks then flow without a pause, and a short task never waits behind a
@@ -59,12 +69,21 @@ impl State {
         Some(request)
     }
 
-    /// Whether slot `slot` should take another task now.
-    fn may_take(&self, slot: usize, depth: usize) -> bool {
+    /// Whether slot `slot` should take another task now; `depth` is (tasks in
+    /// flight at most, the same when they are all short).
+    fn may_take(&self, slot: usize, (depth, short_depth): (usize, usize)) -> bool {
         let s = &self.slots[slot];
         if s.in_flight.is_empty() {
             return true;
         }
+        let short = |job: &JobEntry| {
+            self.job_times
+                .get(job.name())
+                .is_some_and(|&t| t < SHORT_TASK)
+        };
+        let all_short = self.queue.front().is_some_and(|t| short(t.job))
+            && s.in_flight.iter().all(|t| short(t.job));
+        let depth = if all_short { short_depth } else { depth };
         if s.in_flight.len() >= depth || s.front_since.is_none_or(|t| t.elapsed() > PIPELINE_WINDOW)
         {
             return false;
@@ -144,6 +163,8 @@ struct State {
     /// Set when workers cannot be started (or their initializer fails): every
     /// pending and later task fails with a copy of this error.
     broken: Option<Error>,
+    /// How long the last task of each job took, start to reply (see `SHORT_TASK`).
+    job_times: HashMap<&'static str, Duration>,
 }
 
 #[derive(Default)]
@@ -365,6 +386,7 @@ impl Pool {
                 outstanding: 0,
                 next_id: 0,
                 broken: Some(error),
+                job_times: HashMap::new(),
             }),
             work: Condvar::new(),
             idle: Condvar::new(),
@@ -393,6 +415,7 @@ impl Pool {
                 outstanding: 0,
                 next_id: 0,
                 broken: None,
+                job_times: HashMap::new(),
             }),
             work: Condvar::new(),
             idle: Condvar::new(),
@@ -1038,14 +1061,19 @@ fn drain(shared: &Shared, slot: usize, reader: &mut dyn LinkReader, peer: &dyn P
         let (task, wanted) = {
             let mut state = shared.lock();
             let s = &mut state.slots[slot];
-            let task = match s.in_flight.front() {
+            let (task, took) = match s.in_flight.front() {
                 Some(task) if task.id == id => {
                     let done = s.in_flight.pop_front();
+                    let took = s.front_since.map(|t| t.elapsed());
                     s.front_since = (!s.in_flight.is_empty()).then(Instant::now);
-                    done
+                    (done, took)
                 }
-                _ => None,
+                _ => (None, None),
             };
+            if let (Some(task), Some(took)) = (&task, took) {
+                state.job_times.insert(task.job.name(), took);
+            }
+            let s = &state.slots[slot];
             let inline = s.inline.is_some();
             let idle = s.in_flight.is_empty();
             let writer_wanted = !inline || (idle && (s.retiring || state.phase != Phase::Running));
