@@ -55,11 +55,15 @@ impl State {
     /// Moves the queue's first task to `slot`'s tasks in flight; the caller
     /// checked that the slot may take it. Returns what to send.
     fn take_task(&mut self, slot: usize, limit: Option<usize>) -> Option<Outgoing> {
-        let task = self.queue.pop_front()?;
+        let mut task = self.queue.pop_front()?;
         let request = (task.id, task.job, task.batch, Arc::clone(&task.payload));
+        task.short = self.is_short(task.job);
         let s = &mut self.slots[slot];
         if s.in_flight.is_empty() {
             s.front_since = Some(Instant::now());
+        }
+        if !task.short {
+            s.long_in_flight += 1;
         }
         s.in_flight.push_back(task);
         s.sent += 1;
@@ -69,6 +73,13 @@ impl State {
         Some(request)
     }
 
+    /// Whether the last task of `job` was short (see `SHORT_TASK`).
+    fn is_short(&self, job: &JobEntry) -> bool {
+        self.job_times
+            .get(job.name())
+            .is_some_and(|&t| t < SHORT_TASK)
+    }
+
     /// Whether slot `slot` should take another task now; `depth` is (tasks in
     /// flight at most, the same when they are all short).
     fn may_take(&self, slot: usize, (depth, short_depth): (usize, usize)) -> bool {
@@ -76,13 +87,9 @@ impl State {
         if s.in_flight.is_empty() {
             return true;
         }
-        let short = |job: &JobEntry| {
-            self.job_times
-                .get(job.name())
-                .is_some_and(|&t| t < SHORT_TASK)
-        };
-        let all_short = self.queue.front().is_some_and(|t| short(t.job))
-            && s.in_flight.iter().all(|t| short(t.job));
+        let all_short = short_depth > depth
+            && s.long_in_flight == 0
+            && self.queue.front().is_some_and(|t| self.is_short(t.job));
         let depth = if all_short { short_depth } else { depth };
         if s.in_flight.len() >= depth || s.front_since.is_none_or(|t| t.elapsed() > PIPELINE_WINDOW)
         {
@@ -173,6 +180,8 @@ struct Slot {
     in_flight: VecDeque<Task>,
     /// When the task at the front of `in_flight` started running.
     front_since: Option<Instant>,
+    /// Tasks in `in_flight` not known to be short when they were sent.
+    long_in_flight: usize,
     sent: usize,
     dead: bool,
     retiring: bool,
@@ -193,6 +202,8 @@ struct Task {
     payload: Arc<Encoded>,
     index: usize,
     sink: Arc<dyn Sink>,
+    /// Its job was known to be short when it was sent (see `SHORT_TASK`).
+    short: bool,
 }
 
 impl Task {
@@ -492,6 +503,7 @@ impl Pool {
             payload: Arc::new(payload),
             index,
             sink,
+            short: false,
         });
         let wanted = feed_inline(&self.shared, state);
         if wanted {
@@ -909,6 +921,7 @@ fn serve(shared: &Shared, slot: usize, link: Link) {
 
     let mut state = shared.lock();
     let held: Vec<Task> = state.slots[slot].in_flight.drain(..).collect();
+    state.slots[slot].long_in_flight = 0;
     state.slots[slot].peer = None;
     state.slots[slot].inline = None;
     let mut failed = Vec::new();
@@ -1064,6 +1077,9 @@ fn drain(shared: &Shared, slot: usize, reader: &mut dyn LinkReader, peer: &dyn P
             let (task, took) = match s.in_flight.front() {
                 Some(task) if task.id == id => {
                     let done = s.in_flight.pop_front();
+                    if done.as_ref().is_some_and(|t| !t.short) {
+                        s.long_in_flight = s.long_in_flight.saturating_sub(1);
+                    }
                     let took = s.front_since.map(|t| t.elapsed());
                     s.front_since = (!s.in_flight.is_empty()).then(Instant::now);
                     (done, took)
