@@ -564,25 +564,3 @@ fn a_short_task_does_not_wait_behind_a_long_one() {
         assert_eq!(long.get().unwrap(), 1_500);
     }
 }
-
-/// Tasks of a job seen to be short are sent ahead deeper; tasks of a job not
-/// seen yet are not, so long ones submitted at once spread over the workers
-/// even right after short ones.
-#[test]
-fn long_tasks_after_short_ones_spread_over_the_workers() {
-    let pool = mp::Pool::new(2).unwrap();
-    // Short tasks first: the pool learns that `add` is short.
-    let sums = pool
-        .map_chunked(add_pair, (0..200i64).map(|i| (i, i)), 1)
-        .unwrap();
-    assert_eq!(sums[199], 398);
-    let pids = pool.map_chunked(sleepy_pid, vec![150u64; 6], 1).unwrap();
-    let first = pids[0];
-    let on_first = pids.iter().filter(|&&p| p == first).count();
-    assert_eq!(on_first, 3, "six 150 ms tasks on two workers ran {pids:?}");
-}
-
-#[mp::job]
-fn add_pair(pair: (i64, i64)) -> i64 {
-    pair.0 + pair.1
-}
