@@ -1090,10 +1090,14 @@ fn drain(shared: &Shared, slot: usize, reader: &mut dyn LinkReader, peer: &dyn P
                 state.job_times.insert(task.job.name(), took);
             }
             let s = &state.slots[slot];
-            let inline = s.inline.is_some();
-            let idle = s.in_flight.is_empty();
-            let writer_wanted = !inline || (idle && (s.retiring || state.phase != Phase::Running));
-            (task, feed_inline(shared, state) || writer_wanted)
+            // The writers need a wake-up only for tasks left in the queue (this
+            // worker may take one now) or for this worker's `Shutdown`; waking
+            // them for every reply costs each `apply` two thread switches.
+            let shutdown_due =
+                s.in_flight.is_empty() && (s.retiring || state.phase != Phase::Running);
+            let queued = !state.queue.is_empty();
+            let no_inline = feed_inline(shared, state);
+            (task, shutdown_due || (no_inline && queued))
         };
         let Some(task) = task else { return };
         if wanted {
