@@ -564,3 +564,32 @@ fn a_short_task_does_not_wait_behind_a_long_one() {
         assert_eq!(long.get().unwrap(), 1_500);
     }
 }
+
+/// Tasks submitted back to back go to the idle workers at once: the second
+/// does not wait for the first to end.
+#[test]
+fn back_to_back_tasks_start_on_idle_workers() {
+    let pool = pool2();
+    for _ in 0..3 {
+        let a = pool.apply_async(start_then_sleep, (500,));
+        let b = pool.apply_async(start_then_sleep, (500,));
+        let ((pid_a, start_a), (pid_b, start_b)) = (a.get().unwrap(), b.get().unwrap());
+        assert_ne!(pid_a, pid_b, "both tasks ran on worker {pid_a}");
+        // Far apart only if the second waited for the first (500 ms).
+        assert!(
+            start_b.abs_diff(start_a) < 400,
+            "the second task started {} ms after the first",
+            start_b.abs_diff(start_a)
+        );
+    }
+}
+
+/// (pid, wall-clock start in ms), then sleeps `ms`.
+#[mp::job]
+fn start_then_sleep(ms: u64) -> (u32, u128) {
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    std::thread::sleep(Duration::from_millis(ms));
+    (std::process::id(), start)
+}

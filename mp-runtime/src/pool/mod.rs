@@ -73,6 +73,15 @@ impl State {
         Some(request)
     }
 
+    /// A running worker, other than `except`, that may take the queue's next
+    /// task now.
+    fn taker(&self, except: Option<usize>, depth: (usize, usize)) -> Option<usize> {
+        (0..self.slots.len()).find(|&i| {
+            let s = &self.slots[i];
+            Some(i) != except && s.started && !s.dead && !s.retiring && self.may_take(i, depth)
+        })
+    }
+
     /// Whether the last task of `job` was short (see `SHORT_TASK`).
     fn is_short(&self, job: &JobEntry) -> bool {
         self.job_times
@@ -143,8 +152,9 @@ impl std::fmt::Debug for Pool {
 
 struct Shared {
     state: Mutex<State>,
-    /// Writers wait here for tasks and phase changes.
-    work: Condvar,
+    /// Each slot's writer waits on its own for tasks and phase changes, so a
+    /// new task wakes one writer, not all of them.
+    work: Vec<Condvar>,
     /// `build`, `join` and `terminate` wait here.
     idle: Condvar,
     processes: usize,
@@ -223,7 +233,9 @@ impl Shared {
 
     /// Wakes the writers: the queue, a slot or the phase changed.
     fn kick(&self) {
-        self.work.notify_all();
+        for writer in &self.work {
+            writer.notify_all();
+        }
     }
 
     fn wait<'a>(&self, cv: &Condvar, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
@@ -399,7 +411,7 @@ impl Pool {
                 broken: Some(error),
                 job_times: HashMap::new(),
             }),
-            work: Condvar::new(),
+            work: Vec::new(),
             idle: Condvar::new(),
             processes: 0,
             initializer: None,
@@ -428,7 +440,7 @@ impl Pool {
                 broken: None,
                 job_times: HashMap::new(),
             }),
-            work: Condvar::new(),
+            work: (0..processes).map(|_| Condvar::new()).collect(),
             idle: Condvar::new(),
             processes,
             initializer,
@@ -505,9 +517,16 @@ impl Pool {
             sink,
             short: false,
         });
-        let wanted = feed_inline(&self.shared, state);
-        if wanted {
-            self.shared.kick();
+        if state.slots.iter().any(|s| s.inline.is_some()) {
+            feed_inline(&self.shared, state);
+        } else {
+            // Wake the writer of one worker that may take it now; when none
+            // may, a reply that frees one wakes the writers.
+            let taker = state.taker(None, self.shared.backend.pipeline_depth());
+            drop(state);
+            if let Some(slot) = taker {
+                self.shared.work[slot].notify_one();
+            }
         }
         Ok(())
     }
@@ -1029,7 +1048,13 @@ fn feed(shared: &Shared, slot: usize, writer: &mut dyn LinkWriter, peer: &dyn Pe
                     }
                     break Some(request);
                 }
-                state = shared.wait(&shared.work, state);
+                if !state.queue.is_empty()
+                    && let Some(other) = state.taker(Some(slot), shared.backend.pipeline_depth())
+                {
+                    // Woken for a task this worker may not take: pass it on.
+                    shared.work[other].notify_one();
+                }
+                state = shared.wait(&shared.work[slot], state);
             }
         };
         match next {
