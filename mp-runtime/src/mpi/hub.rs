@@ -687,6 +687,7 @@ fn handshake(
 }
 
 /// Rank 0's writer for one session.
+#[derive(Clone)]
 struct RankWriter {
     hub: Arc<Hub>,
     rank: usize,
@@ -747,12 +748,7 @@ impl LinkWriter for RankWriter {
     }
 
     fn nonblocking_clone(&self) -> Option<Box<dyn LinkWriter>> {
-        Some(Box::new(RankWriter {
-            hub: Arc::clone(&self.hub),
-            rank: self.rank,
-            tag: self.tag,
-            scratch: Vec::with_capacity(256),
-        }))
+        Some(Box::new(self.clone()))
     }
 }
 

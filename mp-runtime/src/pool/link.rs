@@ -112,6 +112,17 @@ impl Backend {
         }
     }
 
+    /// Whether its links have a non-blocking writer (`LinkWriter::nonblocking_clone`):
+    /// tasks then leave from the thread that queues them or frees a worker,
+    /// not from the slot's writer thread.
+    pub(crate) fn sends_inline(&self) -> bool {
+        match self {
+            Backend::Local => false,
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(_) => true,
+        }
+    }
+
     /// How long a caller waiting for a result polls before it sleeps. A short
     /// job's reply often comes within a kernel wake-up's time (40-55 us
     /// across CPUs here): a local `apply` went from 1.3-1.4x to 0.96-1.14x

@@ -517,7 +517,7 @@ impl Pool {
             sink,
             short: false,
         });
-        if state.slots.iter().any(|s| s.inline.is_some()) {
+        if self.shared.backend.sends_inline() {
             feed_inline(&self.shared, state);
         } else {
             // Wake the writer of one worker that may take it now; when none
@@ -962,12 +962,8 @@ fn serve(shared: &Shared, slot: usize, link: Link) {
     shared.finish(failed);
 }
 
-/// Sends `request` through `slot`'s inline writer (the state lock is held).
-fn send_inline(state: &mut State, slot: usize, request: &Outgoing) -> Result<()> {
-    let (id, job, batch, payload) = request;
-    let Some(writer) = state.slots[slot].inline.as_mut() else {
-        return Err(Error::Disconnected);
-    };
+/// Sends one task to a worker.
+fn send_task(writer: &mut dyn LinkWriter, (id, job, batch, payload): &Outgoing) -> Result<()> {
     let request = Request::Task {
         id: *id,
         job: job.name(),
@@ -976,22 +972,25 @@ fn send_inline(state: &mut State, slot: usize, request: &Outgoing) -> Result<()>
     writer.send(&request, &payload.bytes, &payload.handles)
 }
 
+/// Sends `request` through `slot`'s inline writer (the state lock is held).
+fn send_inline(state: &mut State, slot: usize, request: &Outgoing) -> Result<()> {
+    match state.slots[slot].inline.as_mut() {
+        Some(writer) => send_task(writer.as_mut(), request),
+        None => Err(Error::Disconnected),
+    }
+}
+
 /// Hands queued tasks to the slots that have an inline writer and may take
-/// them, then releases the lock. True when the writer threads should look at
-/// the queue: no slot sends inline. (Tasks left in the queue go out inline as
-/// replies free the slots; a writer woken for them would find nothing to do.)
-fn feed_inline(shared: &Shared, mut state: MutexGuard<'_, State>) -> bool {
+/// them, then releases the lock. (Tasks left in the queue go out inline as
+/// replies free the slots; a writer thread woken for them would find nothing
+/// to do.)
+fn feed_inline(shared: &Shared, mut state: MutexGuard<'_, State>) {
     let mut failed: Vec<Arc<dyn Peer>> = Vec::new();
     let depth = shared.backend.pipeline_depth();
-    let mut any_inline = false;
     if state.phase != Phase::Terminated {
         for slot in 0..state.slots.len() {
             let s = &state.slots[slot];
-            if s.inline.is_none() {
-                continue;
-            }
-            any_inline = true;
-            if s.dead || s.retiring || !s.started {
+            if s.inline.is_none() || s.dead || s.retiring || !s.started {
                 continue;
             }
             while !state.queue.is_empty() && state.may_take(slot, depth) {
@@ -1014,7 +1013,6 @@ fn feed_inline(shared: &Shared, mut state: MutexGuard<'_, State>) -> bool {
     for peer in failed {
         peer.kill();
     }
-    !any_inline
 }
 
 /// Writer thread: keeps the worker's channel fed.
@@ -1062,16 +1060,8 @@ fn feed(shared: &Shared, slot: usize, writer: &mut dyn LinkWriter, peer: &dyn Pe
                 let _ = writer.send(&Request::Shutdown { report_last: false }, &[], &[]);
                 return;
             }
-            Some((id, job, batch, payload)) => {
-                let request = Request::Task {
-                    id,
-                    job: job.name(),
-                    batch,
-                };
-                if writer
-                    .send(&request, &payload.bytes, &payload.handles)
-                    .is_err()
-                {
+            Some(request) => {
+                if send_task(writer, &request).is_err() {
                     // Usually the worker is gone already; if not, it would wait for
                     // a task that never comes: end it, and the reader settles the tasks.
                     peer.kill();
@@ -1121,8 +1111,13 @@ fn drain(shared: &Shared, slot: usize, reader: &mut dyn LinkReader, peer: &dyn P
             let shutdown_due =
                 s.in_flight.is_empty() && (s.retiring || state.phase != Phase::Running);
             let queued = !state.queue.is_empty();
-            let no_inline = feed_inline(shared, state);
-            (task, shutdown_due || (no_inline && queued))
+            let inline = shared.backend.sends_inline();
+            if inline {
+                feed_inline(shared, state);
+            } else {
+                drop(state);
+            }
+            (task, shutdown_due || (!inline && queued))
         };
         let Some(task) = task else { return };
         if wanted {
