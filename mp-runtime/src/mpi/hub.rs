@@ -102,6 +102,26 @@ struct RankState {
     pid: u32,
 }
 
+impl RankState {
+    /// Appends a frame to the message waiting for the rank, straight into it
+    /// (one copy of the payload on rank 0, however large); on error the
+    /// message is as it was.
+    fn push_frame<H: Serialize>(
+        &mut self,
+        header: &H,
+        payload: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
+        let mark = self.out.len();
+        if mark == 0 {
+            self.out.push(KIND_FRAMES);
+        }
+        wire::write_frame(&mut self.out, header, payload, &[], scratch).inspect_err(|_| {
+            self.out.truncate(mark);
+        })
+    }
+}
+
 struct HubState {
     ranks: Vec<RankState>,
     /// Readers asleep on `arrived`: without any, nobody needs a wake-up.
@@ -702,16 +722,7 @@ impl RankWriter {
         if r.session != self.tag || r.ended || r.dead || r.killed {
             return Err(Error::Disconnected);
         }
-        // Straight into the message waiting for the rank: one copy of the
-        // payload on rank 0, however large.
-        let mark = r.out.len();
-        if mark == 0 {
-            r.out.push(KIND_FRAMES);
-        }
-        if let Err(e) = wire::write_frame(&mut r.out, header, payload, &[], &mut self.scratch) {
-            r.out.truncate(mark);
-            return Err(e);
-        }
+        r.push_frame(header, payload, &mut self.scratch)?;
         let idle = r.expected == 0;
         if idle {
             // The rank's silence is measured from now.
@@ -854,14 +865,8 @@ impl Peer for RankPeer {
         r.expected = 0;
         r.inbox.clear();
         if was_open && !r.dead {
-            let mut frame = Vec::new();
-            let mut scratch = Vec::new();
             let shutdown = Request::Shutdown { report_last: false };
-            if wire::write_frame(&mut frame, &shutdown, &[], &[], &mut scratch).is_ok() {
-                if r.out.is_empty() {
-                    r.out.push(KIND_FRAMES);
-                }
-                r.out.extend_from_slice(&frame);
+            if r.push_frame(&shutdown, &[], &mut Vec::new()).is_ok() {
                 state.dirty = true;
             }
         }
