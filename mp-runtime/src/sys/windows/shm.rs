@@ -151,20 +151,24 @@ fn random_u64() -> io::Result<u64> {
     getrandom::u64().map_err(|e| io::Error::other(format!("no random numbers: {e}")))
 }
 
-/// A new mapping of `len` user bytes (plus the header page), named or not,
-/// with its header written.
-fn create_mapping(len: usize, name: Option<&str>) -> io::Result<OwnedHandle> {
+/// The size of a segment of `len` user bytes with its header page; `verb`
+/// (create, map) names the refused operation.
+fn with_header(len: usize, verb: &str) -> io::Result<usize> {
     if len == 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "cannot create an empty segment",
+            format!("cannot {verb} an empty segment"),
         ));
     }
-    let total = len
-        .checked_add(HEADER_PAGE)
+    len.checked_add(HEADER_PAGE)
         .filter(|&t| t <= isize::MAX as usize)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?
-        as u64;
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))
+}
+
+/// A new mapping of `len` user bytes (plus the header page), named or not,
+/// with its header written.
+fn create_mapping(len: usize, name: Option<&str>) -> io::Result<OwnedHandle> {
+    let total = with_header(len, "create")? as u64;
     let wide = name.map(kernel_name);
     let name_ptr = wide.as_ref().map_or(ptr::null(), |w| w.as_ptr());
     // So that ERROR_ALREADY_EXISTS below can only come from this call.
@@ -304,15 +308,7 @@ pub(crate) fn mapping_of(addr: usize) -> Option<Arc<Mapped>> {
 /// Maps the segment's `len` user bytes read-write and shared; returns their
 /// address (the header page sits just before it).
 pub(crate) fn map(handle: BorrowedHandle<'_>, len: usize) -> io::Result<NonNull<u8>> {
-    if len == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "cannot map an empty segment",
-        ));
-    }
-    let total = len
-        .checked_add(HEADER_PAGE)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+    let total = with_header(len, "map")?;
     let view = View::new(handle, total)?;
     let size = view.checked_len()?;
     if size < len {
