@@ -139,24 +139,23 @@ pub(crate) fn recv_with_handles_polling(
     msg.msg_controllen = cmsg.len() as _;
     // Poll before blocking: data that comes within the spin arrives without a
     // kernel wake-up, which costs more than the whole wait across CPUs.
-    let spin_start = std::time::Instant::now();
-    let mut flags = if spin.is_zero() {
-        RECV_FLAGS
-    } else {
-        RECV_FLAGS | libc::MSG_DONTWAIT
-    };
+    let mut polling_until = (!spin.is_zero()).then(|| std::time::Instant::now() + spin);
     let n = loop {
+        let flags = match polling_until {
+            Some(_) => RECV_FLAGS | libc::MSG_DONTWAIT,
+            None => RECV_FLAGS,
+        };
         // SAFETY: `msg` describes live, writable buffers of the stated sizes.
         let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) };
         if n >= 0 {
             break n as usize;
         }
         let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock if flags & libc::MSG_DONTWAIT != 0 => {
-                if spin_start.elapsed() >= spin {
-                    flags = RECV_FLAGS;
+        match (err.kind(), polling_until) {
+            (io::ErrorKind::Interrupted, _) => {}
+            (io::ErrorKind::WouldBlock, Some(until)) => {
+                if std::time::Instant::now() >= until {
+                    polling_until = None;
                 } else {
                     // Yield: a thread that has work may be waiting for this CPU.
                     std::thread::yield_now();
